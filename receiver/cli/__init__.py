@@ -1,0 +1,28 @@
+"""The `receiver` command: one sub-command per module in this package."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from receiver import __version__
+from receiver.cli import migrate, serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="receiver",
+        description="Receive, verify, store and publish Tencent Cloud CSS event callbacks.",
+    )
+    parser.add_argument("--version", action="version", version=f"receiver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (serve, migrate):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code

@@ -1,0 +1,79 @@
+"""Exceptions that end a request with a specific answer, mapped to HTTP in one middleware.
+
+    ReceiverError                 base: HTTP status, machine name, human message
+    ├── AuthenticationFailed      401: signature or URL token missing, malformed, wrong or stale
+    ├── PayloadInvalid            400: body is not a JSON object with a usable `event_type`
+    ├── PayloadTooLarge           413: body longer than RECEIVER_MAX_BODY_BYTES
+    ├── BodyTimeout               408: the client did not send its body in time
+    └── StorageUnavailable        503: the event could not be committed, so CSS must retry
+
+Each refusal carries `reason`, the label of `receiver_refusals_total`, so that the metric, the log
+line and the JSON answer always agree.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+RefusalReason = Literal[
+    "missing", "malformed", "mismatch", "expired", "future", "token", "body", "too_large"
+]
+
+
+class ReceiverError(Exception):
+    """A request failure with a precise status, machine name and message for the caller."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+    def as_json(self) -> dict[str, object]:
+        """The response body: `code` is non-zero for every refusal (CSS ignores it)."""
+        return {"code": self.status, "error": self.error, "message": self.message}
+
+
+class Refusal(ReceiverError):
+    """A refusal of the caller's input, counted under `reason`."""
+
+    def __init__(self, reason: RefusalReason, error: str, message: str) -> None:
+        super().__init__(error, message)
+        self.reason: RefusalReason = reason
+
+
+class AuthenticationFailed(Refusal):
+    status = 401
+
+
+class PayloadInvalid(Refusal):
+    status = 400
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__("body", error, message)
+
+
+class PayloadTooLarge(Refusal):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "too_large", "body_too_large", f"request body exceeds the limit of {limit} bytes"
+        )
+
+
+class BodyTimeout(Refusal):
+    status = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            "body", "body_timeout", f"request body was not received within {seconds:g} s"
+        )
+
+
+class StorageUnavailable(ReceiverError):
+    status = 503
+
+    def __init__(self, message: str = "the event could not be stored; retry later") -> None:
+        super().__init__("storage_unavailable", message)

@@ -1,0 +1,147 @@
+"""What every CSS event model shares: tolerant parsing and one normalised view.
+
+CSS spells the same facts differently per kind (`app` vs `domain`, `appname` vs `path`,
+`stream_id` vs `streamId`), sends numeric IDs as numbers or strings, and adds fields without
+notice. Models therefore allow extra fields, coerce numbers to strings for IDs, accept numeric
+strings for numbers, and expose `normalised()`, the single view storage and consumers rely on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+# Anything outside this range is not a plausible event time in seconds (1970 .. year 5138).
+_MAX_SECONDS = 1e11
+# Kinds whose `sequence` identifies one publishing session (begin, end, push exception).
+PUSH_SESSION_TYPES = frozenset({0, 1, 321})
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    """The columns every stored event has, whatever its kind spells them as."""
+
+    domain: str | None = None
+    app_name: str | None = None
+    stream_id: str | None = None
+    event_time: float | None = None  # unix seconds
+    sequence: str | None = None  # push session id (kinds 0, 1, 321)
+
+
+def alias(*names: str, default: Any = None) -> Any:
+    """A field read from any of `names` (CSS documentation and examples disagree on case)."""
+    return Field(default=default, validation_alias=AliasChoices(*names))
+
+
+def seconds(value: object) -> float | None:
+    """A plausible unix time in seconds from a number or numeric string, else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, int | float):
+        return None
+    number = float(value)
+    if not math.isfinite(number) or not 0 < number < _MAX_SECONDS:
+        return None
+    return number
+
+
+def millis(value: object) -> float | None:
+    """A plausible unix time from milliseconds."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, int | float):
+        return None
+    return seconds(float(value) / 1000.0)
+
+
+def text(value: object) -> str | None:
+    """A non-empty string from a string or number (IDs arrive as either), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if isinstance(value, str) and value:
+        return value
+    return None
+
+
+class CssEvent(BaseModel):
+    """Base of every event model; also the model of unknown kinds (`other`)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        coerce_numbers_to_str=True,
+        populate_by_name=True,
+        str_max_length=1 << 20,
+    )
+
+    # Field names that carry the normalised facts, in order of preference.
+    domain_fields: ClassVar[tuple[str, ...]] = ("domain", "app")
+    app_name_fields: ClassVar[tuple[str, ...]] = ("appname", "path")
+    stream_fields: ClassVar[tuple[str, ...]] = ("stream_id", "streamId", "channel_id")
+
+    event_type: int
+    appid: int | None = None
+
+    def normalised(self) -> Normalised:
+        """Domain, app name, stream, event time and push sequence, whatever the spelling."""
+        return Normalised(
+            domain=self._first(self.domain_fields),
+            app_name=self._first(self.app_name_fields),
+            stream_id=self._first(self.stream_fields),
+            event_time=self.occurred_at(),
+            sequence=self.push_sequence(),
+        )
+
+    def occurred_at(self) -> float | None:
+        """When the event happened, in unix seconds; None when the kind carries no time."""
+        return seconds(self._value("event_time"))
+
+    def push_sequence(self) -> str | None:
+        """The push session id, for kinds that belong to one publishing session."""
+        return None
+
+    def _value(self, name: str) -> object:
+        if name in type(self).model_fields:
+            return getattr(self, name)
+        extra = self.__pydantic_extra__ or {}
+        return extra.get(name)
+
+    def _first(self, names: tuple[str, ...]) -> str | None:
+        for name in names:
+            found = text(self._value(name))
+            if found is not None:
+                return found
+        return None
+
+
+def normalise_mapping(body: dict[str, Any], event_type: int) -> Normalised:
+    """Best-effort normalised view of a body that failed its kind's model (never raises)."""
+
+    def first(names: tuple[str, ...]) -> str | None:
+        for name in names:
+            found = text(body.get(name))
+            if found is not None:
+                return found
+        return None
+
+    return Normalised(
+        domain=first(CssEvent.domain_fields),
+        app_name=first(CssEvent.app_name_fields),
+        stream_id=first(CssEvent.stream_fields),
+        event_time=seconds(body.get("event_time")),
+        sequence=text(body.get("sequence")) if event_type in PUSH_SESSION_TYPES else None,
+    )

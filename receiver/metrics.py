@@ -1,0 +1,77 @@
+"""Prometheus metrics, one registry per app (no module-level state, so tests never share counts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Every metric the service exports; other components register theirs on `registry`."""
+
+    registry: CollectorRegistry
+    callbacks: Counter
+    refusals: Counter
+    duplicates: Counter
+    schema_mismatches: Counter
+    commit_seconds: Histogram
+    commit_batch_size: Histogram
+    request_seconds: Histogram
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry(auto_describe=True)
+        return cls(
+            registry=registry,
+            callbacks=Counter(
+                "receiver_callbacks",
+                "Callbacks answered, by kind and result (stored, duplicate, refused, unavailable).",
+                ["kind", "result"],
+                registry=registry,
+            ),
+            refusals=Counter(
+                "receiver_refusals",
+                "Callbacks refused, by reason.",
+                ["reason"],
+                registry=registry,
+            ),
+            duplicates=Counter(
+                "receiver_duplicates",
+                "Callbacks that repeated an already stored event (answered 200, stored once).",
+                ["kind"],
+                registry=registry,
+            ),
+            schema_mismatches=Counter(
+                "receiver_schema_mismatches",
+                "Stored callbacks whose body did not fit the model of their kind.",
+                ["kind"],
+                registry=registry,
+            ),
+            commit_seconds=Histogram(
+                "receiver_commit_seconds",
+                "Time to commit one group of events durably (fsync included).",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            commit_batch_size=Histogram(
+                "receiver_commit_batch_size",
+                "Events and probes carried by one commit.",
+                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+                registry=registry,
+            ),
+            request_seconds=Histogram(
+                "receiver_request_seconds",
+                "HTTP request handling time, by route.",
+                ["route"],
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+        )
+
+    def observe_commit(self, seconds: float, batch_size: int) -> None:
+        self.commit_seconds.observe(seconds)
+        self.commit_batch_size.observe(batch_size)

@@ -1,0 +1,50 @@
+"""Secrets the service generates for itself when the operator configured none.
+
+A generated secret is written once, with mode 0600, next to the database, and reused on every
+later start, so CSS templates keep working across restarts. The environment always wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+import string
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CALLBACK_KEY_FILE = "callback_key"
+# The CSS console accepts at most 32 letters and digits; 32 of 62 symbols is ~190 bits.
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_key(length: int = 32) -> str:
+    """A random key of letters and digits that the CSS console and API accept."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def load_or_create(path: Path, length: int = 32) -> tuple[str, bool]:
+    """Return the secret stored at `path`, creating it first if needed; True if created now."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read(path), False
+    value = generate_key(length)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(value + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return value, True
+
+
+def _read(path: Path) -> str:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("%s is readable by other users; run chmod 600 on it", path)
+    value = path.read_text("ascii").strip()
+    if not value:
+        raise RuntimeError(f"{path} is empty; delete it to generate a new secret")
+    return value

@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per audience: CSS callbacks, and operations (health, metrics)."""

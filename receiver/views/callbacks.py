@@ -1,0 +1,49 @@
+"""`POST /callbacks` and `POST /callbacks/{kind}`: where CSS delivers events."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from receiver.errors import BodyTimeout, PayloadTooLarge, Refusal
+from receiver.keys import SETTINGS, get_ingestor
+from receiver.kinds import PATH_KINDS
+
+# CSS only looks at the status; the body is what Tencent suggests replying.
+_OK = b'{"code":0}'
+
+
+async def receive_callback(request: web.Request) -> web.Response:
+    """Store the event, then answer 200 `{"code":0}`; refusals raise `ReceiverError`."""
+    ingestor = get_ingestor(request)
+    path_kind = request.match_info.get("kind")
+    try:
+        raw = await _read_body(request)
+    except Refusal as refusal:
+        ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
+        raise
+    await ingestor.ingest(
+        raw, token=request.query.get("token"), path_kind=path_kind, peer=request.remote
+    )
+    return web.Response(body=_OK, content_type="application/json")
+
+
+async def _read_body(request: web.Request) -> bytes:
+    settings = request.config_dict[SETTINGS]
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(limit)
+    try:
+        async with asyncio.timeout(settings.body_read_timeout_seconds):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(limit) from None
+    except TimeoutError:
+        raise BodyTimeout(settings.body_read_timeout_seconds) from None
+
+
+def setup_routes(app: web.Application) -> None:
+    kinds = "|".join(PATH_KINDS)
+    app.router.add_post("/callbacks", receive_callback, name="callbacks")
+    app.router.add_post(f"/callbacks/{{kind:{kinds}}}", receive_callback, name="callbacks_kind")

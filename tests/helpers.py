@@ -1,0 +1,51 @@
+"""Test helpers: signing bodies like CSS does, loading the reference payloads, reading the DB."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+PAYLOADS = Path(__file__).parent / "payloads"
+KEY = "currentKey2024abc"
+OLD_KEY = "previousKey2023xyz"
+URL_TOKEN = "url-token-0123456789"
+
+
+def md5_sign(key: str, t: int) -> str:
+    return hashlib.md5(f"{key}{t}".encode()).hexdigest()
+
+
+def signed(body: dict[str, Any], *, key: str = KEY, t: int | None = None) -> dict[str, Any]:
+    """`body` with a fresh `t` (now + 600 s, as CSS sends it) and its `sign`."""
+    expiry = int(time.time()) + 600 if t is None else t
+    return {**body, "t": expiry, "sign": md5_sign(key, expiry)}
+
+
+def payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PAYLOADS / name).read_text("utf-8"))
+    return data
+
+
+def payload_names() -> list[str]:
+    return sorted(p.name for p in PAYLOADS.glob("*.json"))
+
+
+def rows(database: Path, where: str = "1", params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Read stored events straight from the SQLite file, as an operator would."""
+    conn = sqlite3.connect(database)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(
+            f"SELECT * FROM events WHERE {where} ORDER BY seq",  # noqa: S608 - test-only SQL
+            params,
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def count(database: Path) -> int:
+    return len(rows(database))
