@@ -7,21 +7,22 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from receiver.broker import broker_ctx
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
 from receiver.middlewares import error_middleware, timing_middleware
 from receiver.settings import Settings
 from receiver.storage import storage_ctx
-from receiver.views import callbacks, ops
+from receiver.views import callbacks, ops, replay
 
 
 async def _not_started() -> ComponentCheck:
     return ComponentCheck("fail", {"writable": False, "error": "storage is not started"})
 
 
-async def _broker_disabled() -> ComponentCheck:
-    return ComponentCheck("ok", {"state": "disabled"})
+async def _broker_not_started() -> ComponentCheck:
+    return ComponentCheck("degraded", {"state": "disconnected", "error": "not started"})
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -41,9 +42,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()
-    checks: HealthChecks = {"database": _not_started, "broker": _broker_disabled}
+    checks: HealthChecks = {"database": _not_started, "broker": _broker_not_started}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
     callbacks.setup_routes(app)
     ops.setup_routes(app)
+    replay.setup_routes(app)
     return app

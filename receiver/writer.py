@@ -7,6 +7,10 @@ window: an idle writer commits a lone request at once, a busy one batches natura
 
 If a batch fails, its rows are retried one by one so that one poisoned row cannot fail its
 neighbours; a row that still fails gets `StorageUnavailable` (HTTP 503, so CSS retries).
+
+The outbox relay records publishing outcomes (`update_outbox`) through the same queue: SQLite has
+one writer, and a second writing connection would contend with the request path for the lock.
+Those updates ride along with the next group commit and do not wake the relay again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,9 +37,33 @@ _HEARTBEAT: Final = (
 )
 
 
+_MARK_PUBLISHED: Final = (
+    "UPDATE events SET published_at = ?, last_error = ?, publish_attempts = publish_attempts + 1"
+    " WHERE seq = ?"
+)
+_MARK_FAILED: Final = (
+    "UPDATE events SET last_error = ?, publish_attempts = publish_attempts + 1"
+    " WHERE seq = ? AND published_at IS NULL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxUpdate:
+    """Publishing outcomes to record, by `seq`.
+
+    `published`: (published_at, last_error, seq): the broker confirmed the message (or returned
+    it as unroutable, with last_error 'unroutable'). `failed`: (last_error, seq): an attempt that
+    was not confirmed; the row stays unpublished and is retried.
+    """
+
+    published: Sequence[tuple[float, str | None, int]] = ()
+    failed: Sequence[tuple[str, int]] = ()
+
+
 @dataclass(slots=True)
 class _Item:
-    row: EventRow | None  # None: a readiness probe, which writes the heartbeat instead
+    # None: a readiness probe, which writes the heartbeat instead
+    row: EventRow | OutboxUpdate | None
     future: asyncio.Future[bool]
 
 
@@ -96,13 +124,24 @@ class GroupCommitWriter:
         """Commit a heartbeat through the same path as events: proves the database is writable."""
         await self._enqueue(None)
 
+    def update_outbox(self, update: OutboxUpdate) -> asyncio.Future[bool]:
+        """Queue publishing outcomes for the next commit; the future resolves once committed.
+
+        Not a coroutine on purpose: the relay keeps publishing while its marks wait for the
+        commit, and awaits the futures only before it reads the outbox again.
+        """
+        return self._queue(update)
+
     async def _enqueue(self, row: EventRow | None) -> bool:
+        return await self._queue(row)
+
+    def _queue(self, row: EventRow | OutboxUpdate | None) -> asyncio.Future[bool]:
         if self._closing or self._task is None or self._task.done():
             raise StorageUnavailable("the service is shutting down; retry later")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(row, future))
         self._wakeup.set()
-        return await future
+        return future
 
     async def _run(self) -> None:
         while True:
@@ -137,8 +176,9 @@ class GroupCommitWriter:
             self._on_commit(elapsed, len(batch))
         new = 0
         for item in batch:
-            is_new = item.row is None or item.row.id in inserted
-            if item.row is not None:
+            is_new = True  # probes and outbox updates simply succeeded
+            if isinstance(item.row, EventRow):
+                is_new = item.row.id in inserted
                 new += is_new
                 self.stats.duplicates += not is_new
             _settle(item, result=is_new)
@@ -148,7 +188,8 @@ class GroupCommitWriter:
                 listener()
 
     async def _commit(self, batch: list[_Item]) -> set[str]:
-        rows = [item.row for item in batch if item.row is not None]
+        rows = [item.row for item in batch if isinstance(item.row, EventRow)]
+        updates = [item.row for item in batch if isinstance(item.row, OutboxUpdate)]
         conn = self._conn
         await conn.execute("BEGIN IMMEDIATE")
         try:
@@ -164,7 +205,13 @@ class GroupCommitWriter:
                         chunk,
                     )
                     inserted.update(r[0] for r in found)
-            if len(rows) < len(batch):
+            published = [mark for update in updates for mark in update.published]
+            if published:
+                await conn.executemany(_MARK_PUBLISHED, published)
+            failed = [mark for update in updates for mark in update.failed]
+            if failed:
+                await conn.executemany(_MARK_FAILED, failed)
+            if any(item.row is None for item in batch):
                 await conn.execute(_HEARTBEAT, (str(time.time()),))
             await conn.execute("COMMIT")
         except BaseException:
