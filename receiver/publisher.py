@@ -199,9 +199,13 @@ class Publisher:
                 async for batch in stream:
                     for message in batch:
                         if len(window) >= self._in_flight:
-                            failure = await self._settle(window.popleft(), settled, summary)
+                            entry = window.popleft()
+                            failure = await self._settle(channel, entry, settled, summary)
                             if failure is not None:
                                 break
+                        if channel.is_closed:  # closed by the broker: sending more would fail
+                            failure = _close_reason(channel)
+                            break
                         future: asyncio.Future[Any] = asyncio.ensure_future(
                             channel.basic_publish(
                                 message.body,
@@ -219,19 +223,22 @@ class Publisher:
                         on_settled(settled)
                         settled = []
             while window:
-                failure = await self._settle(window.popleft(), settled, summary) or failure
+                entry = window.popleft()
+                failure = await self._settle(channel, entry, settled, summary) or failure
         finally:
             for _, _, future in window:
                 future.cancel()
             if settled:
                 on_settled(settled)
         if failure is not None:
+            reason = _close_reason(channel) if channel.is_closed else failure
             await self.close()
-            raise BrokerUnavailable(f"publishing to {self.display_url} failed: {failure}")
+            raise BrokerUnavailable(f"publishing to {self.display_url} failed: {reason}")
         return summary
 
     async def _settle(
         self,
+        channel: aiormq.Channel,
         entry: tuple[Outgoing, float, asyncio.Future[Any]],
         settled: list[Settled],
         summary: PublishSummary,
@@ -251,7 +258,8 @@ class Publisher:
         except aiormq.exceptions.DeliveryError as exc:
             error = f"nack: {type(exc.frame).__name__}"
         except Exception as exc:
-            error = describe(exc)
+            # A closed channel fails every pending publish; its close reason is the real cause.
+            error = _close_reason(channel) if channel.is_closed else describe(exc)
         else:
             latency = time.monotonic() - sent_at
             if isinstance(result, DeliveredMessage):
@@ -282,6 +290,15 @@ class Publisher:
                 self.exchange,
                 key,
             )
+
+
+def _close_reason(channel: aiormq.Channel) -> str:
+    """Why the broker (or the connection) closed `channel`, e.g. 'NOT_FOUND - no exchange'."""
+    closing = channel.closing
+    if not closing.done() or closing.cancelled():
+        return "channel closed"
+    exc = closing.exception()
+    return describe(exc) if exc is not None else "channel closed"
 
 
 def _reason(error: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +38,12 @@ class Tap:
     _connection: aio_pika.abc.AbstractConnection | None = field(default=None, repr=False)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
-    async def open(self) -> Tap:
-        """Connect, declare exchange and queue (idempotent), bind, and start consuming."""
+    async def open(self, *, consume: bool = True) -> Tap:
+        """Connect, declare exchange and queue (idempotent), bind, and start consuming.
+
+        With `consume=False` the queue only collects messages (on disk, persistent), which is
+        what a test that crashes the broker needs: nothing is in flight to a consumer.
+        """
         self._connection = await aio_pika.connect(self.url)
         channel = await self._connection.channel()
         exchange = await channel.declare_exchange(
@@ -47,7 +52,10 @@ class Tap:
         queue = await channel.declare_queue(self.queue_name, durable=True)
         for key in self.bindings:
             await queue.bind(exchange, key)
-        await queue.consume(self._on_message, no_ack=True)
+        if consume:
+            await queue.consume(self._on_message, no_ack=True)
+        else:
+            await self.close()
         return self
 
     async def close(self) -> None:
@@ -83,12 +91,25 @@ class Tap:
 
     async def wait_for(self, count: int, within: float = 30.0) -> list[Received]:
         """Wait until at least `count` messages arrived; fail with what did, at the deadline."""
+        return await self._wait(lambda: len(self.received) >= count, f"{count} messages", within)
+
+    async def wait_for_ids(self, ids: Iterable[str], within: float = 30.0) -> list[Received]:
+        """Wait until every message_id in `ids` arrived (duplicates do not count twice)."""
+        wanted = set(ids)
+        return await self._wait(
+            lambda: wanted <= {m.message_id for m in self.received},
+            f"{len(wanted)} distinct message_ids",
+            within,
+        )
+
+    async def _wait(self, done: Callable[[], bool], what: str, within: float) -> list[Received]:
         deadline = time.monotonic() + within
-        while len(self.received) < count:
+        while not done():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(
-                    f"{len(self.received)} of {count} messages arrived within {within} s"
+                    f"not all of {what} arrived within {within} s "
+                    f"({len(self.received)} messages, {len(set(self.ids()))} distinct)"
                 )
             self._arrived.clear()
             try:

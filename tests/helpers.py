@@ -66,3 +66,15 @@ async def eventually(
 
 def unpublished(database: Path) -> int:
     return len(rows(database, "published_at IS NULL"))
+
+
+def snapshot(stream: str, n: int) -> dict[str, Any]:
+    """A signed screenshot callback, unique per (stream, n); `n` rides along as `test_no`."""
+    return signed(
+        {
+            **payload("screenshot_200.json"),
+            "stream_id": stream,
+            "pic_url": f"/{stream}/{n}.jpg",
+            "test_no": n,
+        }
+    )
