@@ -65,10 +65,7 @@ class Tap:
 
     async def delete(self) -> None:
         """Remove the queue (the broker is shared by the whole session)."""
-        connection = await aio_pika.connect(self.url)
-        async with connection:
-            channel = await connection.channel()
-            await channel.queue_delete(self.queue_name)
+        await delete_queue(self.url, self.queue_name)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self.received.append(
@@ -137,3 +134,10 @@ async def delete_exchange(url: str, exchange: str) -> None:
     async with connection:
         channel = await connection.channel()
         await channel.exchange_delete(exchange)
+
+
+async def delete_queue(url: str, queue: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +78,14 @@ def snapshot(stream: str, n: int) -> dict[str, Any]:
             "test_no": n,
         }
     )
+
+
+async def eventually_async(
+    check: Callable[[], Awaitable[bool]], *, within: float = 30.0, what: str = "the condition"
+) -> None:
+    """`eventually` for a check that has to await (an HTTP call, a query)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {within} s")
+        await asyncio.sleep(0.02)
