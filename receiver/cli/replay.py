@@ -109,6 +109,7 @@ async def _replay(settings: Settings, selection: ReplayFilter, *, dry_run: bool)
             return 1
         finally:
             await publisher.close()
+        reporter.update(progress, force=True)
         reporter.finish()
         print(
             f"replayed {progress.published} events to exchange {publisher.exchange!r} at "

@@ -1,0 +1,47 @@
+"""Outbox marks go through the group-commit writer: batched, ordered after inserts, quiet."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from receiver.db import connect
+from receiver.migrate import apply_migrations
+from receiver.writer import GroupCommitWriter, OutboxUpdate
+from tests.helpers import rows
+
+
+async def test_marks_share_commits_with_events_and_do_not_wake_the_relay(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "w.db"
+    conn = await connect(database)
+    await apply_migrations(conn)
+    await conn.executemany(
+        "INSERT INTO events (id, event_type, kind, dedupe_key, received_at, payload)"
+        " VALUES (?, 1, 'stream_begin', ?, 1.0, '{}')",
+        [("a", "k1"), ("b", "k2"), ("c", "k3")],
+    )
+    writer = GroupCommitWriter(conn)
+    wakes: list[int] = []
+    writer.add_listener(lambda: wakes.append(1))
+    writer.start()
+    try:
+        marks = [
+            writer.update_outbox(
+                OutboxUpdate(published=[(10.0, None, 1), (10.0, "unroutable", 2)])
+            ),
+            writer.update_outbox(OutboxUpdate(failed=[("timeout", 3)])),
+            writer.update_outbox(OutboxUpdate(failed=[("late", 1)])),  # already published: kept
+        ]
+        assert await asyncio.gather(*marks) == [True, True, True]
+    finally:
+        await writer.close()
+        await conn.close()
+    assert wakes == []  # recording outcomes never triggers another pass
+    assert writer.stats.transactions <= 3
+    stored = {r["id"]: r for r in rows(database)}
+    assert (stored["a"]["published_at"], stored["a"]["last_error"]) == (10.0, None)
+    assert (stored["b"]["published_at"], stored["b"]["last_error"]) == (10.0, "unroutable")
+    assert (stored["c"]["published_at"], stored["c"]["last_error"]) == (None, "timeout")
+    assert [stored[k]["publish_attempts"] for k in "abc"] == [1, 1, 1]
