@@ -309,6 +309,4 @@ def _reason(error: str) -> str:
         return "nack"
     if error.startswith("Channel"):
         return "channel_closed"
-    if error == "cancelled":
-        return "cancelled"
     return "connection"

@@ -122,7 +122,8 @@ class OutboxRelay:
 
     async def close(self) -> None:
         """Record what is still pending and close the connection."""
-        await self._flush_marks()
+        with contextlib.suppress(StorageUnavailable):  # logged; those events go out again
+            await self._flush_marks()
         await self._publisher.close()
         self._metrics.broker_connected.set(0)
 
