@@ -10,7 +10,7 @@ from aiohttp import web
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
-from receiver.middlewares import error_middleware, timing_middleware
+from receiver.middlewares import error_middleware
 from receiver.settings import Settings
 from receiver.storage import storage_ctx
 from receiver.views import callbacks, ops
@@ -33,11 +33,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     """
     if not settings.callback_keys:
         raise ValueError("no callback key configured: set RECEIVER_CALLBACK_KEYS")
-    # Middleware order: timing wraps errors, so refused requests are timed too.
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[timing_middleware, error_middleware],
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()

@@ -11,23 +11,23 @@ from receiver.health import ComponentCheck
 from receiver.ingest import Ingestor
 from receiver.metrics import Metrics
 from receiver.settings import Settings
-from receiver.writer import GroupCommitWriter
+from receiver.writer import EventWriter
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK = web.AppKey[Callable[[], float]]("clock")
 READER = web.AppKey("reader", aiosqlite.Connection)
-WRITER = web.AppKey("writer", GroupCommitWriter)
+WRITER = web.AppKey("writer", EventWriter)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 # Named readiness checks; each component adds its own (database here, broker in the outbox).
 HealthChecks = dict[str, Callable[[], Awaitable[ComponentCheck]]]
 HEALTH_CHECKS = web.AppKey[HealthChecks]("health_checks")
 
 
-def get_ingestor(request: web.Request) -> Ingestor:
-    """The ingest pipeline; present once the database cleanup context has started."""
+def get_ingestor(app: web.Application) -> Ingestor:
+    """The ingest pipeline; present once the storage cleanup context has started."""
     try:
-        return request.config_dict[INGESTOR]
+        return app[INGESTOR]
     except KeyError:
         raise RuntimeError(
             "the ingestor is not set up: create the app with receiver.app.create_app()"

@@ -115,10 +115,11 @@ class CssEvent(BaseModel):
         return None
 
     def _value(self, name: str) -> object:
-        if name in type(self).model_fields:
-            return getattr(self, name)
-        extra = self.__pydantic_extra__ or {}
-        return extra.get(name)
+        # Declared fields live in __dict__, undeclared ones in the extras (extra="allow").
+        value = self.__dict__.get(name)
+        if value is None and self.__pydantic_extra__:
+            value = self.__pydantic_extra__.get(name)
+        return value
 
     def _first(self, names: tuple[str, ...]) -> str | None:
         for name in names:

@@ -16,7 +16,7 @@ _OK = b'{"code":0}'
 
 async def receive_callback(request: web.Request) -> web.Response:
     """Store the event, then answer 200 `{"code":0}`; refusals raise `ReceiverError`."""
-    ingestor = get_ingestor(request)
+    ingestor = get_ingestor(request.app)
     path_kind = request.match_info.get("kind")
     try:
         raw = await _read_body(request)
@@ -30,10 +30,13 @@ async def receive_callback(request: web.Request) -> web.Response:
 
 
 async def _read_body(request: web.Request) -> bytes:
-    settings = request.config_dict[SETTINGS]
+    settings = request.app[SETTINGS]
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(limit)
+    if request.content.is_eof():
+        # The whole body arrived with the headers (the usual case): no wait, no timer needed.
+        return await request.read()
     try:
         async with asyncio.timeout(settings.body_read_timeout_seconds):
             return await request.read()
