@@ -52,15 +52,18 @@ class Ingestor:
         self._metrics = metrics
         self._clock = clock
 
-    async def ingest(
-        self, raw: bytes, *, token: str | None, path_kind: str | None, peer: str | None
-    ) -> Accepted:
-        """Authenticate and store one callback body; duplicates are accepted, not stored twice."""
-        try:
-            received = self._authenticate(raw, token)
-        except Refusal as refusal:
-            self.count_refusal(refusal, peer=peer, path_kind=path_kind)
-            raise
+    @property
+    def wants_token(self) -> bool:
+        """Whether the URL token matters (reading the query string costs a URL parse)."""
+        return self._token is not None
+
+    async def ingest(self, raw: bytes, *, token: str | None, path_kind: str | None) -> Accepted:
+        """Authenticate and store one callback body; duplicates are accepted, not stored twice.
+
+        Raises a `Refusal` (the caller counts it with `count_refusal`, knowing the peer) or
+        `StorageUnavailable`.
+        """
+        received = self._authenticate(raw, token)
         kind = kind_of(received.number)
         submission = Submission(
             event_type=received.number,
@@ -84,7 +87,7 @@ class Ingestor:
         return Accepted(kind=kind, stored=stored)
 
     def count_refusal(self, refusal: Refusal, *, peer: str | None, path_kind: str | None) -> None:
-        """Count and log a refusal (also used by the view for body-size and timeout errors)."""
+        """Count and log a refusal: every refusal is visible in metrics and logs."""
         self._metrics.refusals.labels(refusal.reason).inc()
         self._metrics.callback("unknown", "refused")
         log.warning(

@@ -20,12 +20,11 @@ async def receive_callback(request: web.Request) -> web.Response:
     path_kind = request.match_info.get("kind")
     try:
         raw = await _read_body(request)
+        token = request.query.get("token") if ingestor.wants_token else None
+        await ingestor.ingest(raw, token=token, path_kind=path_kind)
     except Refusal as refusal:
         ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
         raise
-    await ingestor.ingest(
-        raw, token=request.query.get("token"), path_kind=path_kind, peer=request.remote
-    )
     return web.Response(body=_OK, content_type="application/json")
 
 
