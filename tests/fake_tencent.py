@@ -59,7 +59,14 @@ AUTHORIZATION = re.compile(
 
 # `UrlNotSafe` echoes the call's StreamBeginNotifyUrl in its message, as real messages sometimes
 # echo parameters: what the client shows people must be scrubbed of secrets.
-Failure = Literal["RequestLimitExceeded", "InternalError", "http502", "UrlNotSafe"]
+# `ResourceNotFound.ForbidService` is a permanent failure (the account may not use CSS).
+Failure = Literal[
+    "RequestLimitExceeded",
+    "InternalError",
+    "http502",
+    "UrlNotSafe",
+    "ResourceNotFound.ForbidService",
+]
 
 
 @dataclass
@@ -422,5 +429,6 @@ def _injected(failure: Failure, request_id: str, params: dict[str, Any]) -> web.
     message = {
         "RequestLimitExceeded": "Your current request times equals to `200` in a second.",
         "InternalError": "An internal error has occurred. Retry your request.",
+        "ResourceNotFound.ForbidService": "The live service is forbidden for this account.",
     }[failure]
     return _error(ApiError(failure, message), request_id)

@@ -69,8 +69,13 @@ def wanted_template(request: RegistrationRequest) -> tuple[TemplateWrite, list[s
     validation.callback_key(request.callback_key.get_secret_value())
     try:
         base = validation.public_url(request.public_url)
+        for domain in request.domains:
+            validation.domain(domain)
+        validation.app_name(request.app)
     except ValueError as exc:
         raise RegistrationError(str(exc)) from None
+    if not request.domains:
+        raise RegistrationError("no push domain to bind")
     if base.startswith("http://"):
         warnings.append(
             "the public URL is plain http: callbacks and their signatures travel "
@@ -257,7 +262,7 @@ async def register(
         wanted,
         templates,
         rules,
-        domains=request.domains,
+        domains=[validation.domain(domain) for domain in request.domains],
         app=request.app,
         force=request.force,
         warnings=warnings,
