@@ -18,6 +18,7 @@ from receiver.cli.common import (
     with_callback_key,
 )
 from receiver.registration import client_retry
+from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
 
 log = logging.getLogger("receiver")
@@ -34,11 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, host=args.host, port=args.port)
     configure_logging(settings.log_level)
-    settings = with_callback_key(settings, on_created=_announce_key)
-    tencent = None
-    if settings.tencent_auto_register:
-        tencent = TencentSetup(load_credentials(), client_retry=client_retry(settings))
-    app = create_app(settings, tencent=tencent)
+    app = build_app(settings)
     web.run_app(
         app,
         host=settings.host,
@@ -50,6 +47,15 @@ def run(args: argparse.Namespace) -> int:
     )
     log.info("stopped")
     return 0
+
+
+def build_app(settings: Settings) -> web.Application:
+    """The app `serve` runs: the callback key resolved, Tencent credentials loaded if needed."""
+    settings = with_callback_key(settings, on_created=_announce_key)
+    tencent = None
+    if settings.tencent_auto_register:
+        tencent = TencentSetup(load_credentials(), client_retry=client_retry(settings))
+    return create_app(settings, tencent=tencent)
 
 
 def _announce_key(path: Path, key: str) -> None:

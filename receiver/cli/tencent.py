@@ -129,7 +129,9 @@ def run_register(args: argparse.Namespace) -> int:
         else:
             print(f"registered: template {outcome.template_id} for {_rules(plan)}")
             print("CSS applies template and rule changes within 5-10 minutes.")
-            if any(change.field == "CallbackKey" for change in plan.field_changes):
+            if plan.template_action == "modify" and any(
+                change.field == "CallbackKey" for change in plan.field_changes
+            ):
                 print("Keep the previous callback key in RECEIVER_CALLBACK_KEYS until then.")
         return 0
 
