@@ -393,6 +393,16 @@ async def test_unregister_leaves_another_templates_rule_unless_forced(
     assert other in fake_tencent.templates
 
 
+async def test_no_secret_in_any_repr(api: LiveCallbackApi, fake_tencent: FakeTencent) -> None:
+    request = replace(REQUEST, url_token=SecretStr(URL_TOKEN))
+    await register(api, request)
+    outcome = await register(api, replace(request, callback_key=SecretStr("aNewKey2025xyz")))
+    text = repr(outcome) + repr(request) + repr(await api.describe_templates())
+    assert "CallbackKey" in text and "token=" in text
+    for secret in (KEY, "aNewKey2025xyz", URL_TOKEN):
+        assert secret not in text
+
+
 def test_masking() -> None:
     assert mask("currentKey2024abc") == "cu****bc"
     assert mask("short") == "****"

@@ -11,7 +11,7 @@ Answers are validated with pydantic models named after the API's data types
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_pascal
 
 from receiver.tencent.client import TencentClient
 from receiver.tencent.errors import TencentError
+from receiver.tencent.masking import mask_url
 
 # The template fields this receiver manages, by the receiver's per-kind callback path
 # (`receiver.kinds.PATH_KINDS`). Others (recording status, audio moderation, recording
@@ -64,6 +65,12 @@ class CallbackTemplate(_ApiModel):
     record_exception_levels: list[str] | None = None
     callback_key: SecretStr | None = None
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # URLs may carry the receiver's URL token; the key is already a SecretStr.
+        for name, value in super().__repr_args__():
+            masked = isinstance(value, str) and bool(name) and str(name).endswith("_url")
+            yield name, mask_url(value) if masked else value
+
     def field_value(self, api_name: str) -> str:
         """A writable field by its API name, "" when unset; the key in clear (for comparing)."""
         if api_name == "TemplateName":
@@ -102,8 +109,15 @@ class TemplateWrite:
 
     name: str
     description: str
-    urls: Mapping[str, str]  # API field name → URL
+    urls: Mapping[str, str]  # API field name → URL (may carry the URL token)
     callback_key: SecretStr = field(repr=False)
+
+    def __repr__(self) -> str:
+        urls = {name: mask_url(url) for name, url in self.urls.items()}
+        return (
+            f"TemplateWrite(name={self.name!r}, description={self.description!r}, "
+            f"urls={urls!r}, callback_key={self.callback_key!r})"
+        )
 
     def values(self) -> dict[str, str]:
         """Every managed field by API name, the key in clear: only for requests and diffs."""

@@ -13,6 +13,7 @@ which deletes that rule and creates ours (callbacks for that domain pause for th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -99,9 +100,15 @@ def wanted_template(request: RegistrationRequest) -> tuple[TemplateWrite, list[s
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
+    """One managed field whose value differs; the values in clear, their repr masked."""
+
     field: str
-    old: str
-    new: str
+    # `field` is taken by the attribute above, hence the qualified name.
+    old: str = dataclasses.field(repr=False)
+    new: str = dataclasses.field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"FieldChange({self.describe('~').strip()})"
 
     def describe(self, sign: str) -> str:
         old, new = _shown(self.field, self.old), _shown(self.field, self.new)
