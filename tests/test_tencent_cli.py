@@ -192,16 +192,21 @@ async def test_unregister(cli: Run, fake_tencent: FakeTencent) -> None:
 
 
 async def test_configuration_errors_exit_2(
-    cli: Run, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    cli: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     code, _, err = await cli("tencent", "register", "--domain", DOMAIN)
     assert code == 2 and "RECEIVER_PUBLIC_URL" in err
 
     monkeypatch.delenv("TENCENTCLOUD_SECRET_KEY")
+    monkeypatch.delenv("RECEIVER_CALLBACK_KEYS")
     with pytest.raises(SystemExit) as info:
         await cli(*REGISTER)
     assert info.value.code == 2
     assert "TENCENTCLOUD_SECRET_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "callback_key").exists()  # refused before any side effect
 
     with pytest.raises(SystemExit) as info:
         await cli("tencent", "register", "--public-url", "https://x.example", "--domain", "a b")

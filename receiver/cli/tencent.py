@@ -112,6 +112,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def run_register(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level)
+    credentials = load_credentials()  # before any side effect, such as generating a key
     settings = with_callback_key(settings, on_created=_announce_key)
     try:
         request = registration_request(settings, force=args.force)
@@ -135,7 +136,7 @@ def run_register(args: argparse.Namespace) -> int:
                 print("Keep the previous callback key in RECEIVER_CALLBACK_KEYS until then.")
         return 0
 
-    return _run(settings, work, secrets=request.secrets())
+    return _run(settings, credentials, work, secrets=request.secrets())
 
 
 def run_templates(args: argparse.Namespace) -> int:
@@ -156,7 +157,7 @@ def run_templates(args: argparse.Namespace) -> int:
                 print(line)
         return 0
 
-    return _run(settings, work, secrets=_settings_secrets(settings))
+    return _run(settings, load_credentials(), work, secrets=_settings_secrets(settings))
 
 
 def run_unregister(args: argparse.Namespace) -> int:
@@ -183,12 +184,13 @@ def run_unregister(args: argparse.Namespace) -> int:
         print("unregistered" if plan.changes else "nothing to do")
         return 0
 
-    return _run(settings, work, secrets=_settings_secrets(settings))
+    return _run(settings, load_credentials(), work, secrets=_settings_secrets(settings))
 
 
-def _run(settings: Settings, work: Work, *, secrets: list[str]) -> int:
+def _run(
+    settings: Settings, credentials: TencentCredentials, work: Work, *, secrets: list[str]
+) -> int:
     """Run `work` with a client on a fresh session; map failures to one line and exit 1."""
-    credentials = load_credentials()
     secrets = secrets + _credential_secrets(credentials)
 
     async def main() -> int:

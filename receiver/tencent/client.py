@@ -213,4 +213,6 @@ def _reason(exc: BaseException) -> str:
 def _short(exc: TencentError) -> str:
     if isinstance(exc, TencentApiError):
         return f"{exc.code}, RequestId {exc.request_id}"
+    if isinstance(exc, TencentHttpError):
+        return f"HTTP {exc.status}"
     return type(exc).__name__
