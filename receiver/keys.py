@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import aiosqlite
 from aiohttp import web
 
@@ -11,6 +12,7 @@ from receiver.health import ComponentCheck
 from receiver.ingest import Ingestor
 from receiver.metrics import Metrics
 from receiver.settings import Settings
+from receiver.tencent.autoregister import AutoRegistrar, TencentSetup
 from receiver.writer import EventWriter
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,6 +24,10 @@ INGESTOR = web.AppKey("ingestor", Ingestor)
 # Named readiness checks; each component adds its own (database here, broker in the outbox).
 HealthChecks = dict[str, Callable[[], Awaitable[ComponentCheck]]]
 HEALTH_CHECKS = web.AppKey[HealthChecks]("health_checks")
+# Auto-registration with Tencent CSS (only present when RECEIVER_TENCENT_AUTO_REGISTER is on).
+CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+TENCENT = web.AppKey("tencent", TencentSetup)
+REGISTRAR = web.AppKey("registrar", AutoRegistrar)
 
 
 def get_ingestor(app: web.Application) -> Ingestor:
