@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,19 @@ class Stored:
     id: str
     new: bool
     schema_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxUpdate:
+    """Publishing outcomes to record, by `seq`.
+
+    `published`: (published_at, last_error, seq): the broker confirmed the message (or returned
+    it as unroutable, with last_error 'unroutable'). `failed`: (last_error, seq): an attempt that
+    was not confirmed; the row stays unpublished and is retried.
+    """
+
+    published: Sequence[tuple[float, str | None, int]] = ()
+    failed: Sequence[tuple[str, int]] = ()
 
 
 @dataclass(slots=True)
@@ -171,23 +184,34 @@ class EventWriter:
         """Commit a heartbeat through the same path as events: proves the database is writable."""
         await self._request(["p"])
 
+    def update_outbox(self, update: OutboxUpdate) -> asyncio.Future[Any]:
+        """Queue publishing outcomes for the next commit; the future resolves once committed.
+
+        Not a coroutine on purpose: the relay keeps publishing while its marks wait for the
+        commit, and awaits the futures only before it reads the outbox again.
+        """
+        published = [list(mark) for mark in update.published]
+        failed = [list(mark) for mark in update.failed]
+        return self._queue(["o", published, failed])
+
     async def _request(self, message: list[Any]) -> Any:
+        return await self._queue(message)
+
+    def _queue(self, message: list[Any]) -> asyncio.Future[Any]:
         if self._closing:
             raise StorageUnavailable("the service is shutting down; retry later")
         if not self.running:
             raise StorageUnavailable("the database writer is restarting; retry later")
         self._next_id += 1
         rid = self._next_id
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[rid] = future
         self._outgoing.append(frame([message[0], rid, *message[1:]]))
         if len(self._outgoing) == 1:
             # One write per loop iteration carries every request made during it.
-            asyncio.get_running_loop().call_soon(self._flush)
-        try:
-            return await future
-        finally:
-            self._pending.pop(rid, None)
+            loop.call_soon(self._flush)
+        return future
 
     def _flush(self) -> None:
         if not self._outgoing:

@@ -19,6 +19,7 @@ import os
 import signal
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,6 +38,14 @@ _HEARTBEAT: Final = (
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 _READ_SIZE: Final = 1 << 20
+_MARK_PUBLISHED: Final = (
+    "UPDATE events SET published_at = ?, last_error = ?, publish_attempts = publish_attempts + 1"
+    " WHERE seq = ?"
+)
+_MARK_FAILED: Final = (
+    "UPDATE events SET last_error = ?, publish_attempts = publish_attempts + 1"
+    " WHERE seq = ? AND published_at IS NULL"
+)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -47,6 +56,16 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One request, ready to commit: an event row, an outbox update, or a heartbeat probe."""
+
+    rid: int
+    row: EventRow | None = None
+    schema_error: str | None = None
+    outbox: tuple[list[list[Any]], list[list[Any]]] | None = None
+
+
 class BatchWriter:
     """Commits groups of framed requests and produces the reply frames."""
 
@@ -55,7 +74,7 @@ class BatchWriter:
 
     def handle(self, messages: list[list[Any]]) -> bytes:
         """Commit `messages` as one transaction (or one by one if that fails); return replies."""
-        prepared: list[tuple[int, EventRow | None, str | None]] = []
+        prepared: list[_Prepared] = []
         refused: list[bytes] = []
         for message in messages:
             try:
@@ -71,35 +90,29 @@ class BatchWriter:
         except sqlite3.Error as exc:
             if len(prepared) == 1:
                 log.error("could not store event: %s", exc)
-                return b"".join([*refused, frame(["x", prepared[0][0], str(exc)])])
+                return b"".join([*refused, frame(["x", prepared[0].rid, str(exc)])])
             log.warning("commit of %d failed (%s); retrying one by one", len(prepared), exc)
-            replies = [self._retry_alone(item) for item in prepared]
-            return b"".join([*refused, *replies])
+            return b"".join([*refused, *(self._retry_alone(item) for item in prepared)])
         replies = [*refused, frame(["c", time.perf_counter() - started, len(prepared)])]
-        for rid, row, schema_error in prepared:
-            if row is None:
-                replies.append(frame(["k", rid]))
-            else:
-                replies.append(frame(["a", rid, row.id, row.id in inserted, schema_error]))
+        replies.extend(_reply(item, inserted) for item in prepared)
         return b"".join(replies)
 
-    def _retry_alone(self, item: tuple[int, EventRow | None, str | None]) -> bytes:
-        rid, row, schema_error = item
+    def _retry_alone(self, item: _Prepared) -> bytes:
         started = time.perf_counter()
         try:
             inserted = self._commit([item])
         except sqlite3.Error as exc:
             log.error("could not store event: %s", exc)
-            return frame(["x", rid, str(exc)])
-        stats = frame(["c", time.perf_counter() - started, 1])
-        if row is None:
-            return stats + frame(["k", rid])
-        return stats + frame(["a", rid, row.id, row.id in inserted, schema_error])
+            return frame(["x", item.rid, str(exc)])
+        return frame(["c", time.perf_counter() - started, 1]) + _reply(item, inserted)
 
-    def _prepare(self, message: list[Any]) -> tuple[int, EventRow | None, str | None]:
-        if message[0] == "p":
-            return message[1], None, None
-        _, rid, event_type, received_at, path_kind, payload = message
+    def _prepare(self, message: list[Any]) -> _Prepared:
+        op, rid = message[0], message[1]
+        if op == "p":
+            return _Prepared(rid)
+        if op == "o":
+            return _Prepared(rid, outbox=(message[2], message[3]))
+        _, _, event_type, received_at, path_kind, payload = message
         body = orjson.loads(payload)
         parsed = parse_event(body, event_type)
         row = EventRow.build(
@@ -109,10 +122,10 @@ class BatchWriter:
             received_at=received_at,
             path_kind=path_kind,
         )
-        return rid, row, parsed.schema_error
+        return _Prepared(rid, row=row, schema_error=parsed.schema_error)
 
-    def _commit(self, prepared: list[tuple[int, EventRow | None, str | None]]) -> set[str]:
-        rows = [row for _, row, _ in prepared if row is not None]
+    def _commit(self, prepared: list[_Prepared]) -> set[str]:
+        rows = [item.row for item in prepared if item.row is not None]
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -125,7 +138,12 @@ class BatchWriter:
                     marks = ",".join("?" * len(chunk))
                     query = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608
                     inserted.update(r[0] for r in conn.execute(query, chunk))
-            if len(rows) < len(prepared):
+            for item in prepared:
+                if item.outbox is not None:
+                    published, failed = item.outbox
+                    conn.executemany(_MARK_PUBLISHED, published)
+                    conn.executemany(_MARK_FAILED, failed)
+            if any(item.row is None and item.outbox is None for item in prepared):
                 conn.execute(_HEARTBEAT, (str(time.time()),))
             conn.execute("COMMIT")
         except BaseException:
@@ -133,6 +151,12 @@ class BatchWriter:
                 conn.execute("ROLLBACK")
             raise
         return inserted
+
+
+def _reply(item: _Prepared, inserted: set[str]) -> bytes:
+    if item.row is None:
+        return frame(["k", item.rid])
+    return frame(["a", item.rid, item.row.id, item.row.id in inserted, item.schema_error])
 
 
 def serve(conn: sqlite3.Connection, in_fd: int, out_fd: int, max_batch: int) -> None:

@@ -1,9 +1,14 @@
 """The framing between the service and its writer process: length-prefixed orjson lists.
 
-Service → writer: `["e", rid, event_type, received_at, path_kind, payload]` (store an event),
-`["p", rid]` (commit a heartbeat). Writer → service: `["r"]` (ready), `["a", rid, id, new,
-schema_error]` (event committed), `["k", rid]` (probe committed), `["x", rid, message]` (could
-not commit), `["c", seconds, size]` (one commit's duration and size, for metrics).
+Service → writer:
+    `["e", rid, event_type, received_at, path_kind, payload]`  store an event
+    `["p", rid]`                                              commit a heartbeat (readiness)
+    `["o", rid, published, failed]`                           record publishing outcomes:
+        `published` = [[published_at, last_error, seq], ...], `failed` = [[last_error, seq], ...]
+Writer → service:
+    `["r"]` ready · `["a", rid, id, new, schema_error]` event committed · `["k", rid]` other
+    request committed · `["x", rid, message]` could not commit · `["c", seconds, size]` one
+    commit's duration and size, for metrics.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 from receiver.app import create_app
 from receiver.keys import WRITER
 from receiver.migrate import load_migrations
+from receiver.writer import OutboxUpdate
 from tests.conftest import ClientFactory
 from tests.helpers import count, payload, rows, signed
 
@@ -186,3 +187,19 @@ async def test_writer_process_crash_answers_503_then_recovers(client: Any, datab
     # The restarted writer still knows what is stored: a retry is a duplicate.
     assert (await client.post("/callbacks", json=first)).status == 200
     assert count(database) == 2
+
+
+async def test_outbox_updates_ride_along_with_commits(client: Any, database: Path) -> None:
+    for i in range(3):
+        body = signed({**payload("push_begin_1.json"), "sequence": str(i)})
+        assert (await client.post("/callbacks", json=body)).status == 200
+    first, second, third = (r["seq"] for r in rows(database))
+    writer = client.server.app[WRITER]
+    update = OutboxUpdate(published=[(1700000000.5, None, first)], failed=[("timeout", second)])
+    await writer.update_outbox(update)
+    stored = {r["seq"]: r for r in rows(database)}
+    assert stored[first]["published_at"] == 1700000000.5
+    assert stored[first]["publish_attempts"] == 1
+    assert stored[second]["published_at"] is None
+    assert (stored[second]["last_error"], stored[second]["publish_attempts"]) == ("timeout", 1)
+    assert stored[third]["publish_attempts"] == 0
