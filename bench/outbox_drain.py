@@ -30,7 +30,7 @@ from receiver.publish_metrics import PublishMetrics
 from receiver.publisher import Publisher
 from receiver.relay import OutboxRelay
 from receiver.store import INSERT_EVENT
-from receiver.writer import GroupCommitWriter
+from receiver.writer import EventWriter
 
 IN_FLIGHT = 256
 
@@ -116,10 +116,9 @@ async def raw(url: str, exchange: str, path: Path) -> float:
 
 
 async def relay(url: str, exchange: str, path: Path) -> float:
-    write = await connect(path)
     read = await connect(path, readonly=True)
-    writer = GroupCommitWriter(write)
-    writer.start()
+    writer = EventWriter(path)
+    await writer.start()
     metrics = PublishMetrics.create(CollectorRegistry())
     publisher = Publisher(url, exchange, in_flight=IN_FLIGHT, metrics=metrics)
     await publisher.connect()  # outside the timed part, like the raw run
@@ -138,7 +137,6 @@ async def relay(url: str, exchange: str, path: Path) -> float:
         await outbox.close()
         await writer.close()
         await read.close()
-        await write.close()
 
 
 async def main(url: str, events: int, rounds: int) -> None:

@@ -9,11 +9,13 @@ from aiohttp import web
 
 from receiver.broker import broker_ctx
 from receiver.health import ComponentCheck
-from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
+from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, TENCENT, HealthChecks
 from receiver.metrics import Metrics
-from receiver.middlewares import error_middleware, timing_middleware
+from receiver.middlewares import error_middleware
+from receiver.registration import auto_register_ctx, client_session_ctx
 from receiver.settings import Settings
 from receiver.storage import storage_ctx
+from receiver.tencent.autoregister import TencentSetup
 from receiver.views import callbacks, ops, replay
 
 
@@ -25,20 +27,27 @@ async def _broker_not_started() -> ComponentCheck:
     return ComponentCheck("degraded", {"state": "disconnected", "error": "not started"})
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    tencent: TencentSetup | None = None,
+) -> web.Application:
     """Build the service. Nothing touches the disk or network until the app starts.
 
     `settings.callback_keys` must not be empty: `receiver serve` fills it (from the environment
     or a generated key file) before calling this; a missing key is a start-up error, never a
-    silent "accept everything".
+    silent "accept everything". With `tencent_auto_register` on, `tencent` (the API credentials)
+    is required for the same reason.
     """
     if not settings.callback_keys:
         raise ValueError("no callback key configured: set RECEIVER_CALLBACK_KEYS")
-    # Middleware order: timing wraps errors, so refused requests are timed too.
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[timing_middleware, error_middleware],
-    )
+    if settings.tencent_auto_register and tencent is None:
+        raise ValueError(
+            "auto-registration needs Tencent Cloud API credentials: set "
+            "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+        )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()
@@ -46,6 +55,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
+    if settings.tencent_auto_register and tencent is not None:
+        app[TENCENT] = tencent
+        # After storage, so shutdown stops registration before the database closes.
+        app.cleanup_ctx.append(client_session_ctx)
+        app.cleanup_ctx.append(auto_register_ctx)
     callbacks.setup_routes(app)
     ops.setup_routes(app)
     replay.setup_routes(app)

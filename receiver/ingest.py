@@ -1,7 +1,10 @@
-"""The callback pipeline, free of HTTP: authenticate, parse, normalise, deduplicate, store.
+"""The callback pipeline, free of HTTP: authenticate and parse, then hand over to the writer.
 
-Order matters: the URL token (when configured) is checked before the body is even parsed, so an
-unauthenticated caller learns nothing about our parser; the signature needs the parsed body.
+Only what can refuse a request happens here (the answer must say why). Normalisation, the
+deduplication key and the model validation, which never refuse a body, run in the writer process
+(`receiver.writer_process`), off the HTTP event loop. Order matters: the URL token (when
+configured) is checked before the body is even parsed, so an unauthenticated caller learns
+nothing about our parser; the signature needs the parsed body.
 """
 
 from __future__ import annotations
@@ -10,16 +13,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from receiver.dedupe import dedupe_key
 from receiver.errors import AuthenticationFailed, Refusal, StorageUnavailable
-from receiver.events import parse_event
 from receiver.kinds import UNSIGNED_EVENT_TYPES, kind_of
 from receiver.metrics import Metrics
 from receiver.payload import parse_body, read_event_type
 from receiver.settings import Settings
 from receiver.signing import verify_signature, verify_token
-from receiver.store import EventRow
-from receiver.writer import GroupCommitWriter
+from receiver.writer import EventWriter, Stored, Submission
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 class Accepted:
     """What happened to an accepted callback: stored now, or a duplicate of a stored one."""
 
-    row: EventRow
-    new: bool
+    kind: str
+    stored: Stored
 
 
 class Ingestor:
@@ -38,7 +38,7 @@ class Ingestor:
     def __init__(
         self,
         settings: Settings,
-        writer: GroupCommitWriter,
+        writer: EventWriter,
         metrics: Metrics,
         clock: Callable[[], float],
     ) -> None:
@@ -52,43 +52,44 @@ class Ingestor:
         self._metrics = metrics
         self._clock = clock
 
-    async def ingest(
-        self, raw: bytes, *, token: str | None, path_kind: str | None, peer: str | None
-    ) -> Accepted:
-        """Authenticate and store one callback body; duplicates are accepted, not stored twice."""
-        try:
-            received = self._authenticate(raw, token)
-        except Refusal as refusal:
-            self.count_refusal(refusal, peer=peer, path_kind=path_kind)
-            raise
+    @property
+    def wants_token(self) -> bool:
+        """Whether the URL token matters (reading the query string costs a URL parse)."""
+        return self._token is not None
+
+    async def ingest(self, raw: bytes, *, token: str | None, path_kind: str | None) -> Accepted:
+        """Authenticate and store one callback body; duplicates are accepted, not stored twice.
+
+        Raises a `Refusal` (the caller counts it with `count_refusal`, knowing the peer) or
+        `StorageUnavailable`.
+        """
+        received = self._authenticate(raw, token)
         kind = kind_of(received.number)
-        parsed = parse_event(received.body, received.number)
-        if parsed.schema_error is not None:
-            self._metrics.schema_mismatches.labels(kind).inc()
-            log.warning("stored %s event not fitting its model: %s", kind, parsed.schema_error)
-        row = EventRow.build(
-            parsed,
-            dedupe_key=dedupe_key(received.number, received.body),
+        submission = Submission(
+            event_type=received.number,
             payload=received.text,
             received_at=self._clock(),
             path_kind=path_kind,
         )
         try:
-            new = await self._writer.submit(row)
+            stored = await self._writer.submit(submission)
         except StorageUnavailable:
-            self._metrics.callbacks.labels(kind, "unavailable").inc()
+            self._metrics.callback(kind, "unavailable")
             raise
-        if new:
-            self._metrics.callbacks.labels(kind, "stored").inc()
+        if stored.schema_error is not None:
+            self._metrics.schema_mismatches.labels(kind).inc()
+            log.warning("stored %s event not fitting its model: %s", kind, stored.schema_error)
+        if stored.new:
+            self._metrics.callback(kind, "stored")
         else:
-            self._metrics.callbacks.labels(kind, "duplicate").inc()
+            self._metrics.callback(kind, "duplicate")
             self._metrics.duplicates.labels(kind).inc()
-        return Accepted(row=row, new=new)
+        return Accepted(kind=kind, stored=stored)
 
     def count_refusal(self, refusal: Refusal, *, peer: str | None, path_kind: str | None) -> None:
-        """Count and log a refusal (also used by the view for body-size and timeout errors)."""
+        """Count and log a refusal: every refusal is visible in metrics and logs."""
         self._metrics.refusals.labels(refusal.reason).inc()
-        self._metrics.callbacks.labels("unknown", "refused").inc()
+        self._metrics.callback("unknown", "refused")
         log.warning(
             "refused callback from %s on %s: %s (%s)",
             peer or "?",

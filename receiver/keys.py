@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import aiosqlite
 from aiohttp import web
 
@@ -14,13 +15,14 @@ from receiver.publish_metrics import PublishMetrics
 from receiver.relay import OutboxRelay
 from receiver.replayjobs import ReplayJobs
 from receiver.settings import Settings
-from receiver.writer import GroupCommitWriter
+from receiver.tencent.autoregister import AutoRegistrar, TencentSetup
+from receiver.writer import EventWriter
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK = web.AppKey[Callable[[], float]]("clock")
 READER = web.AppKey("reader", aiosqlite.Connection)
-WRITER = web.AppKey("writer", GroupCommitWriter)
+WRITER = web.AppKey("writer", EventWriter)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 PUBLISH_METRICS = web.AppKey("publish_metrics", PublishMetrics)
 # Only present when RECEIVER_AMQP_URL is set (publishing on).
@@ -29,12 +31,16 @@ REPLAY_JOBS = web.AppKey("replay_jobs", ReplayJobs)
 # Named readiness checks; each component adds its own (database here, broker in the outbox).
 HealthChecks = dict[str, Callable[[], Awaitable[ComponentCheck]]]
 HEALTH_CHECKS = web.AppKey[HealthChecks]("health_checks")
+# Auto-registration with Tencent CSS (only present when RECEIVER_TENCENT_AUTO_REGISTER is on).
+CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+TENCENT = web.AppKey("tencent", TencentSetup)
+REGISTRAR = web.AppKey("registrar", AutoRegistrar)
 
 
-def get_ingestor(request: web.Request) -> Ingestor:
-    """The ingest pipeline; present once the database cleanup context has started."""
+def get_ingestor(app: web.Application) -> Ingestor:
+    """The ingest pipeline; present once the storage cleanup context has started."""
     try:
-        return request.config_dict[INGESTOR]
+        return app[INGESTOR]
     except KeyError:
         raise RuntimeError(
             "the ingestor is not set up: create the app with receiver.app.create_app()"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -21,6 +22,8 @@ class Metrics:
     commit_seconds: Histogram
     commit_batch_size: Histogram
     request_seconds: Histogram
+    # Label children cached by key: `labels()` takes a lock and builds a tuple on every call.
+    _children: dict[Any, Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -71,6 +74,22 @@ class Metrics:
                 registry=registry,
             ),
         )
+
+    def callback(self, kind: str, result: str) -> None:
+        """Count one answered callback."""
+        key = ("callbacks", kind, result)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.callbacks.labels(kind, result)
+        child.inc()
+
+    def observe_request(self, resource: object, seconds: float) -> None:
+        """Time one request under its route template (never the raw path: unbounded labels)."""
+        child = self._children.get(resource)
+        if child is None:
+            route = getattr(resource, "canonical", None) or "unmatched"
+            child = self._children[resource] = self.request_seconds.labels(route)
+        child.observe(seconds)
 
     def observe_commit(self, seconds: float, batch_size: int) -> None:
         self.commit_seconds.observe(seconds)

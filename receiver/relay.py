@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -31,7 +31,7 @@ from receiver.envelope import Outgoing, from_row
 from receiver.errors import StorageUnavailable
 from receiver.publish_metrics import PublishMetrics
 from receiver.publisher import BrokerUnavailable, Outcome, Publisher, Settled, describe
-from receiver.writer import GroupCommitWriter, OutboxUpdate
+from receiver.writer import EventWriter, OutboxUpdate
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class OutboxRelay:
         *,
         publisher: Publisher,
         reader: aiosqlite.Connection,
-        writer: GroupCommitWriter,
+        writer: EventWriter,
         metrics: PublishMetrics,
         clock: Callable[[], float],
         batch_size: int = 1000,
@@ -62,7 +62,7 @@ class OutboxRelay:
         self._backoff = backoff or Backoff()
         self._wakeup = asyncio.Event()
         self._stop = asyncio.Event()
-        self._marks: list[asyncio.Future[bool]] = []
+        self._marks: list[asyncio.Future[Any]] = []
         self._one_pass = asyncio.Lock()  # run() and a direct caller never publish concurrently
         self._down_since: float | None = None
         self.last_error: str | None = None

@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from receiver.tencent import validation
+from receiver.tencent.endpoint import DEFAULT_ENDPOINT, parse_endpoint
 
 # CSS signs with `t` = send time + 600 s; it retries for about 12 minutes, so a retry can carry a
 # `t` that has already passed. This grace keeps late retries acceptable (duplicates are absorbed).
@@ -61,12 +64,66 @@ class Settings(BaseSettings):
     # Bearer token for /api (replay); unset: /api answers 503 rather than run unprotected.
     api_token: SecretStr | None = None
 
-    @field_validator("callback_keys", mode="before")
+    # Registration with Tencent CSS (`receiver tencent register`, auto-register at start). The API
+    # credentials are not here: they use the SDK's own TENCENTCLOUD_* names (TencentCredentials).
+    tencent_endpoint: str = Field(
+        default=DEFAULT_ENDPOINT,
+        description="API host (https) or full base URL; live.intl.tencentcloudapi.com for "
+        "international accounts.",
+    )
+    public_url: str | None = Field(
+        default=None, description="Base URL at which CSS reaches this receiver."
+    )
+    tencent_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Push domains to bind, comma-separated."
+    )
+    tencent_app: str = "live"
+    tencent_template_name: str = "receiver"
+    tencent_auto_register: bool = False
+    tencent_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    # Per API call: throttling and transient failures are retried this often, with exponential
+    # backoff from this base (full jitter).
+    tencent_retry_attempts: int = Field(default=4, ge=1, le=20)
+    tencent_retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
+
+    @field_validator("callback_keys", "tencent_domains", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("tencent_endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str) -> str:
+        parse_endpoint(value)
+        return value.strip()
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _valid_public_url(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return validation.public_url(value) if value.strip() else None
+        return value
+
+    @field_validator("tencent_domains")
+    @classmethod
+    def _valid_domains(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(validation.domain(item) for item in value))
+
+    @field_validator("tencent_app")
+    @classmethod
+    def _valid_app(cls, value: str) -> str:
+        return validation.app_name(value)
+
+    @model_validator(mode="after")
+    def _auto_register_is_complete(self) -> Settings:
+        if self.tencent_auto_register and (not self.public_url or not self.tencent_domains):
+            raise ValueError(
+                "RECEIVER_TENCENT_AUTO_REGISTER needs RECEIVER_PUBLIC_URL and "
+                "RECEIVER_TENCENT_DOMAINS"
+            )
+        return self
 
     @field_validator("url_token", "amqp_url", "api_token", mode="before")
     @classmethod
@@ -91,6 +148,13 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith(("amqp://", "amqps://")):
             raise ValueError("must be an amqp:// or amqps:// URL")
         return value
+
+    @property
+    def current_callback_key(self) -> SecretStr:
+        """The key CSS signs with from now on (registration puts it in the template)."""
+        if not self.callback_keys:
+            raise ValueError("no callback key configured: set RECEIVER_CALLBACK_KEYS")
+        return self.callback_keys[0]
 
     def key_values(self) -> tuple[str, ...]:
         """The callback keys in clear, for the signature check only."""

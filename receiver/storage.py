@@ -13,39 +13,43 @@ from receiver.health import ComponentCheck
 from receiver.ingest import Ingestor
 from receiver.keys import CLOCK, HEALTH_CHECKS, INGESTOR, METRICS, READER, SETTINGS, WRITER
 from receiver.migrate import apply_migrations
-from receiver.writer import GroupCommitWriter
+from receiver.writer import EventWriter
 
 PROBE_TIMEOUT_SECONDS = 5.0
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the database, migrate it, start the writer; on shutdown flush the writer first."""
+    """Migrate the database, start the writer process; on shutdown let it commit the rest."""
     settings = app[SETTINGS]
     metrics = app[METRICS]
-    write_conn = await connect(settings.database)
+    # Migrations run here, before the writer process opens the database.
+    conn = await connect(settings.database)
     try:
-        await apply_migrations(write_conn)
-        reader = await connect(settings.database)
-        writer = GroupCommitWriter(
-            write_conn, max_batch=settings.writer_max_batch, on_commit=metrics.observe_commit
-        )
-        writer.start()
-        try:
-            app[READER] = reader
-            app[WRITER] = writer
-            app[INGESTOR] = Ingestor(settings, writer, metrics, app[CLOCK])
-            app[HEALTH_CHECKS]["database"] = lambda: check_database(writer)
-            yield
-        finally:
-            # Shutdown order: in-flight requests have finished (aiohttp waits for them before
-            # running cleanup), so the writer can flush the last batch, then connections close.
-            await writer.close()
-            await reader.close()
+        await apply_migrations(conn)
     finally:
-        await write_conn.close()
+        await conn.close()
+    reader = await connect(settings.database)
+    writer = EventWriter(
+        settings.database,
+        max_batch=settings.writer_max_batch,
+        log_level=settings.log_level,
+        on_commit=metrics.observe_commit,
+    )
+    try:
+        await writer.start()
+        app[READER] = reader
+        app[WRITER] = writer
+        app[INGESTOR] = Ingestor(settings, writer, metrics, app[CLOCK])
+        app[HEALTH_CHECKS]["database"] = lambda: check_database(writer)
+        yield
+    finally:
+        # Shutdown order: in-flight requests have finished (aiohttp waits for them before
+        # running cleanup), so the writer can commit the last batch, then connections close.
+        await writer.close()
+        await reader.close()
 
 
-async def check_database(writer: GroupCommitWriter) -> ComponentCheck:
+async def check_database(writer: EventWriter) -> ComponentCheck:
     """Commit a heartbeat through the writer: the only honest proof that writes reach disk."""
     started = time.perf_counter()
     try:

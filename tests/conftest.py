@@ -8,22 +8,27 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from receiver.app import create_app
 from receiver.settings import Settings
 from tests.broker import RabbitNode
+from tests.fake_tencent import FakeTencent
 from tests.helpers import KEY, OLD_KEY
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests build Settings explicitly; a developer's RECEIVER_* variables must not leak in."""
+    """Tests build Settings explicitly; a developer's RECEIVER_* variables must not leak in,
+    nor real Tencent Cloud credentials (tests only ever talk to the local fake)."""
     for name in list(os.environ):
         if name.startswith("RECEIVER_") and not name.startswith("RECEIVER_TEST_"):
+            monkeypatch.delenv(name)
+        if name.startswith("TENCENTCLOUD_"):
             monkeypatch.delenv(name)
 
 
@@ -114,3 +119,12 @@ def broker_settings(
         return make_settings(**values)
 
     return make
+
+
+@pytest.fixture
+async def fake_tencent(aiohttp_server: ServerFactory) -> FakeTencent:
+    """The fake CSS API listening on loopback; `fake_tencent.url` is its endpoint."""
+    fake = FakeTencent()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url(""))
+    return fake

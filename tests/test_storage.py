@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from typing import Any
 from receiver.app import create_app
 from receiver.keys import WRITER
 from receiver.migrate import load_migrations
+from receiver.writer import OutboxUpdate
 from tests.conftest import ClientFactory
 from tests.helpers import count, payload, rows, signed
 
@@ -157,3 +160,46 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
         cwd=tmp_path,
     ).stdout.split()
     assert found == [str(site / "receiver" / "migrations"), str(len(expected))]
+
+
+async def test_writer_process_crash_answers_503_then_recovers(client: Any, database: Path) -> None:
+    writer = client.server.app[WRITER]
+    first = signed(payload("push_begin_1.json"))
+    assert (await client.post("/callbacks", json=first)).status == 200
+    pid = writer.pid
+    assert pid is not None
+    restarted = asyncio.ensure_future(writer.wait_restarted())
+    os.kill(pid, signal.SIGKILL)
+    # While the writer is down, callbacks are refused with 503 (CSS retries), never 200.
+    second = signed(payload("stream_end_0.json"))
+    while not restarted.done():
+        response = await client.post("/callbacks", json=second)
+        if response.status == 200:
+            break  # sent before the crash was noticed and committed by the new writer
+        assert response.status == 503
+        assert (await response.json())["error"] == "storage_unavailable"
+        await asyncio.wait([restarted], timeout=20)
+    await asyncio.wait_for(restarted, 20)
+    assert (await client.post("/callbacks", json=second)).status == 200
+    assert writer.pid != pid
+    assert writer.stats.restarts == 1
+    assert [r["kind"] for r in rows(database)] == ["stream_begin", "stream_end"]
+    # The restarted writer still knows what is stored: a retry is a duplicate.
+    assert (await client.post("/callbacks", json=first)).status == 200
+    assert count(database) == 2
+
+
+async def test_outbox_updates_ride_along_with_commits(client: Any, database: Path) -> None:
+    for i in range(3):
+        body = signed({**payload("push_begin_1.json"), "sequence": str(i)})
+        assert (await client.post("/callbacks", json=body)).status == 200
+    first, second, third = (r["seq"] for r in rows(database))
+    writer = client.server.app[WRITER]
+    update = OutboxUpdate(published=[(1700000000.5, None, first)], failed=[("timeout", second)])
+    await writer.update_outbox(update)
+    stored = {r["seq"]: r for r in rows(database)}
+    assert stored[first]["published_at"] == 1700000000.5
+    assert stored[first]["publish_attempts"] == 1
+    assert stored[second]["published_at"] is None
+    assert (stored[second]["last_error"], stored[second]["publish_attempts"]) == ("timeout", 1)
+    assert stored[third]["publish_attempts"] == 0

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from receiver.secretfiles import CALLBACK_KEY_FILE, load_or_create
 from receiver.settings import Settings
+from receiver.tencent.credentials import TencentCredentials
+
+log = logging.getLogger("receiver")
 
 
 def add_database_option(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +34,25 @@ def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         lines = [
-            f"  RECEIVER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            f"  RECEIVER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"]
+            else f"  {e['msg']}"
+            for e in exc.errors()
         ]
         print("invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def load_credentials() -> TencentCredentials:
+    """Tencent Cloud API credentials from TENCENTCLOUD_*; exits 2 naming what is missing."""
+    try:
+        return TencentCredentials()
+    except ValidationError as exc:
+        lines = [
+            f"  TENCENTCLOUD_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        print("invalid Tencent Cloud credentials:\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -41,3 +62,20 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def with_callback_key(settings: Settings, *, on_created: Callable[[Path, str], None]) -> Settings:
+    """Use the configured keys, or the generated one kept next to the database (created once).
+
+    `serve` and `tencent register` both go through here, so the key CSS is told to sign with is
+    always the key the service checks first. `on_created` tells the operator about a new key.
+    """
+    if settings.callback_keys:
+        return settings
+    path = settings.data_dir / CALLBACK_KEY_FILE
+    key, created = load_or_create(path)
+    if created:
+        on_created(path, key)
+    else:
+        log.info("using the callback key stored in %s", path)
+    return settings.model_copy(update={"callback_keys": [SecretStr(key)]})

@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 
 from aiohttp import web
-from pydantic import SecretStr
 
 from receiver.app import create_app
-from receiver.cli.common import add_database_option, configure_logging, load_settings
-from receiver.secretfiles import CALLBACK_KEY_FILE, load_or_create
+from receiver.cli.common import (
+    add_database_option,
+    configure_logging,
+    load_credentials,
+    load_settings,
+    with_callback_key,
+)
+from receiver.registration import client_retry
 from receiver.settings import Settings
+from receiver.tencent.autoregister import TencentSetup
 
 log = logging.getLogger("receiver")
 
@@ -28,8 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, host=args.host, port=args.port)
     configure_logging(settings.log_level)
-    settings = with_callback_key(settings)
-    app = create_app(settings)
+    app = build_app(settings)
     web.run_app(
         app,
         host=settings.host,
@@ -43,22 +49,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def with_callback_key(settings: Settings) -> Settings:
-    """Use the configured keys, or the generated one kept next to the database (created once)."""
-    if settings.callback_keys:
-        return settings
-    path = settings.data_dir / CALLBACK_KEY_FILE
-    key, created = load_or_create(path)
-    if created:
-        print(
-            f"Generated a CSS callback key and saved it to {path} (mode 0600):\n\n    {key}\n\n"
-            "Put it in your CSS callback template as its CallbackKey (or set "
-            "RECEIVER_CALLBACK_KEYS to your own key). It is not shown again.",
-            flush=True,
-        )
-    else:
-        log.info("using the callback key stored in %s", path)
-    return settings.model_copy(update={"callback_keys": [SecretStr(key)]})
+def build_app(settings: Settings) -> web.Application:
+    """The app `serve` runs: the callback key resolved, Tencent credentials loaded if needed."""
+    settings = with_callback_key(settings, on_created=_announce_key)
+    tencent = None
+    if settings.tencent_auto_register:
+        tencent = TencentSetup(load_credentials(), client_retry=client_retry(settings))
+    return create_app(settings, tencent=tencent)
+
+
+def _announce_key(path: Path, key: str) -> None:
+    """Shown once, on stdout (not in the logs): the operator copies it into the CSS template."""
+    print(
+        f"Generated a CSS callback key and saved it to {path} (mode 0600):\n\n    {key}\n\n"
+        "Put it in your CSS callback template as its CallbackKey (or set "
+        "RECEIVER_CALLBACK_KEYS to your own key, or let `receiver tencent register` do it). "
+        "It is not shown again.",
+        flush=True,
+    )
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -63,7 +63,9 @@ def parse_event(body: dict[str, Any], event_type: int) -> ParsedEvent:
     """Validate `body` against its kind's model; fall back to a lenient view, never raise."""
     model_class = MODEL_BY_EVENT_TYPE.get(event_type, CssEvent)
     try:
-        model = model_class.model_validate({**body, "event_type": event_type})
+        if type(body.get("event_type")) is not int:  # "1" is tolerated; Literal[1] is strict
+            body = {**body, "event_type": event_type}
+        model = model_class.model_validate(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])

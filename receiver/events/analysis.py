@@ -59,19 +59,24 @@ class SmartErase(_SubtitleLike):
     event_type: Literal[347]
 
 
-class QualityControl(CssEvent):
-    """A quality-control anomaly (reference §3.11)."""
+class _MediaAnalysis(CssEvent):
+    """Fields shared by quality control and evaluation events (reference §3.11-3.13)."""
 
-    event_type: Literal[343]
     appname: str | None = None
     stream_id: str | None = None
     domain: str | None = None
     event_time: int | None = None
     transcode_template_id: int | None = None
     watermark_template_id: int | None = None
-    score: float | None = None
     function: str | None = None
     class_: str | None = Field(default=None, alias="class")
+
+
+class QualityControl(_MediaAnalysis):
+    """A quality-control anomaly (reference §3.11)."""
+
+    event_type: Literal[343]
+    score: float | None = None
 
 
 class Frame(_Nested):
@@ -79,16 +84,8 @@ class Frame(_Nested):
     time: int | None = None  # ms
 
 
-class _Evaluation(CssEvent):
-    appname: str | None = None
-    stream_id: str | None = None
-    domain: str | None = None
-    event_time: int | None = None
-    transcode_template_id: int | None = None
-    watermark_template_id: int | None = None
+class _Evaluation(_MediaAnalysis):
     frames: list[Frame] = Field(default_factory=list)
-    function: str | None = None
-    class_: str | None = Field(default=None, alias="class")
 
 
 class EvaluationThreshold(_Evaluation):

@@ -36,8 +36,8 @@ def alias(*names: str, default: Any = None) -> Any:
     return Field(default=default, validation_alias=AliasChoices(*names))
 
 
-def seconds(value: object) -> float | None:
-    """A plausible unix time in seconds from a number or numeric string, else None."""
+def _number(value: object) -> float | None:
+    """A finite number from a JSON number or numeric string; None for anything else."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):
@@ -48,23 +48,21 @@ def seconds(value: object) -> float | None:
     if not isinstance(value, int | float):
         return None
     number = float(value)
-    if not math.isfinite(number) or not 0 < number < _MAX_SECONDS:
+    return number if math.isfinite(number) else None
+
+
+def seconds(value: object) -> float | None:
+    """A plausible unix time in seconds from a number or numeric string, else None."""
+    number = _number(value)
+    if number is None or not 0 < number < _MAX_SECONDS:
         return None
     return number
 
 
 def millis(value: object) -> float | None:
     """A plausible unix time from milliseconds."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, int | float):
-        return None
-    return seconds(float(value) / 1000.0)
+    number = _number(value)
+    return None if number is None else seconds(number / 1000.0)
 
 
 def text(value: object) -> str | None:
@@ -115,10 +113,11 @@ class CssEvent(BaseModel):
         return None
 
     def _value(self, name: str) -> object:
-        if name in type(self).model_fields:
-            return getattr(self, name)
-        extra = self.__pydantic_extra__ or {}
-        return extra.get(name)
+        # Declared fields live in __dict__, undeclared ones in the extras (extra="allow").
+        value = self.__dict__.get(name)
+        if value is None and self.__pydantic_extra__:
+            value = self.__pydantic_extra__.get(name)
+        return value
 
     def _first(self, names: tuple[str, ...]) -> str | None:
         for name in names:

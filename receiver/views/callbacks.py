@@ -16,24 +16,26 @@ _OK = b'{"code":0}'
 
 async def receive_callback(request: web.Request) -> web.Response:
     """Store the event, then answer 200 `{"code":0}`; refusals raise `ReceiverError`."""
-    ingestor = get_ingestor(request)
+    ingestor = get_ingestor(request.app)
     path_kind = request.match_info.get("kind")
     try:
         raw = await _read_body(request)
+        token = request.query.get("token") if ingestor.wants_token else None
+        await ingestor.ingest(raw, token=token, path_kind=path_kind)
     except Refusal as refusal:
         ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
         raise
-    await ingestor.ingest(
-        raw, token=request.query.get("token"), path_kind=path_kind, peer=request.remote
-    )
     return web.Response(body=_OK, content_type="application/json")
 
 
 async def _read_body(request: web.Request) -> bytes:
-    settings = request.config_dict[SETTINGS]
+    settings = request.app[SETTINGS]
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(limit)
+    if request.content.is_eof():
+        # The whole body arrived with the headers (the usual case): no wait, no timer needed.
+        return await request.read()
     try:
         async with asyncio.timeout(settings.body_read_timeout_seconds):
             return await request.read()

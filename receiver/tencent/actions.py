@@ -1,0 +1,191 @@
+"""Typed wrappers for the CSS callback-management actions (live, 2018-08-01).
+
+    api = LiveCallbackApi(client)
+    template_id = await api.create_template(TemplateWrite(name="receiver", ...))
+    await api.create_rule("push.example.com", "live", template_id)
+
+Answers are validated with pydantic models named after the API's data types
+(`CallBackTemplateInfo`, `CallBackRuleInfo`); an answer of the wrong shape raises
+`TencentResponseError`. The CallbackKey read back is a `SecretStr`, so no repr shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_pascal
+
+from receiver.tencent.client import TencentClient
+from receiver.tencent.errors import TencentError
+from receiver.tencent.masking import mask_url
+
+# The template fields this receiver manages, by the receiver's per-kind callback path
+# (`receiver.kinds.PATH_KINDS`). Others (recording status, audio moderation, recording
+# exception) are left as the operator set them in the console.
+URL_FIELD_BY_PATH_KIND: Final[dict[str, str]] = {
+    "stream-begin": "StreamBeginNotifyUrl",
+    "stream-end": "StreamEndNotifyUrl",
+    "record": "RecordNotifyUrl",
+    "snapshot": "SnapshotNotifyUrl",
+    "porn": "PornCensorshipNotifyUrl",
+    "push-exception": "PushExceptionNotifyUrl",
+}
+
+
+class TencentResponseError(TencentError):
+    """A successful answer whose content is not what the API documents."""
+
+    def __init__(self, action: str, problem: str) -> None:
+        super().__init__(f"{action}: unexpected answer: {problem}")
+
+
+class _ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_pascal, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class CallbackTemplate(_ApiModel):
+    """`CallBackTemplateInfo`; URLs the console left empty come back as "" or null."""
+
+    template_id: int
+    template_name: str
+    description: str | None = None
+    stream_begin_notify_url: str | None = None
+    stream_end_notify_url: str | None = None
+    record_notify_url: str | None = None
+    snapshot_notify_url: str | None = None
+    porn_censorship_notify_url: str | None = None
+    push_exception_notify_url: str | None = None
+    audio_audit_notify_url: str | None = None
+    record_exception_notify_url: str | None = None
+    record_exception_levels: list[str] | None = None
+    callback_key: SecretStr | None = None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # URLs may carry the receiver's URL token; the key is already a SecretStr.
+        for name, value in super().__repr_args__():
+            masked = isinstance(value, str) and bool(name) and str(name).endswith("_url")
+            yield name, mask_url(value) if masked else value
+
+    def field_value(self, api_name: str) -> str:
+        """A writable field by its API name, "" when unset; the key in clear (for comparing)."""
+        if api_name == "TemplateName":
+            return self.template_name
+        if api_name == "CallbackKey":
+            return self.callback_key.get_secret_value() if self.callback_key else ""
+        value = getattr(self, _SNAKE_BY_API[api_name])
+        return value if isinstance(value, str) else ""
+
+
+_SNAKE_BY_API: Final = {
+    info.alias or name: name for name, info in CallbackTemplate.model_fields.items()
+}
+
+
+class CallbackRule(_ApiModel):
+    """`CallBackRuleInfo`: a template bound to a push domain and AppName."""
+
+    template_id: int
+    domain_name: str
+    app_name: str
+    create_time: str | None = None  # Beijing time (UTC+8), "YYYY-MM-DD HH:MM:SS"
+    update_time: str | None = None
+
+
+T = TypeVar("T")
+
+_TEMPLATE = TypeAdapter(CallbackTemplate)
+_TEMPLATES = TypeAdapter(list[CallbackTemplate])
+_RULES = TypeAdapter(list[CallbackRule])
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateWrite:
+    """The fields of a Create/ModifyLiveCallbackTemplate request that this receiver sets."""
+
+    name: str
+    description: str
+    urls: Mapping[str, str]  # API field name → URL (may carry the URL token)
+    callback_key: SecretStr = field(repr=False)
+
+    def __repr__(self) -> str:
+        urls = {name: mask_url(url) for name, url in self.urls.items()}
+        return (
+            f"TemplateWrite(name={self.name!r}, description={self.description!r}, "
+            f"urls={urls!r}, callback_key={self.callback_key!r})"
+        )
+
+    def values(self) -> dict[str, str]:
+        """Every managed field by API name, the key in clear: only for requests and diffs."""
+        return {
+            "TemplateName": self.name,
+            "Description": self.description,
+            **self.urls,
+            "CallbackKey": self.callback_key.get_secret_value(),
+        }
+
+
+class LiveCallbackApi:
+    """One method per callback action; each returns typed data or raises `TencentError`."""
+
+    def __init__(self, client: TencentClient) -> None:
+        self.client = client
+
+    async def describe_templates(self) -> list[CallbackTemplate]:
+        response = await self._call("DescribeLiveCallbackTemplates", {}, idempotent=True)
+        return _validate(
+            _TEMPLATES, response.get("Templates") or [], "DescribeLiveCallbackTemplates"
+        )
+
+    async def describe_template(self, template_id: int) -> CallbackTemplate:
+        action = "DescribeLiveCallbackTemplate"
+        response = await self._call(action, {"TemplateId": template_id}, idempotent=True)
+        return _validate(_TEMPLATE, response.get("Template"), action)
+
+    async def create_template(self, template: TemplateWrite) -> int:
+        action = "CreateLiveCallbackTemplate"
+        response = await self._call(action, template.values(), idempotent=False)
+        template_id = response.get("TemplateId")
+        if not isinstance(template_id, int) or isinstance(template_id, bool):
+            raise TencentResponseError(action, "no integer TemplateId")
+        return template_id
+
+    async def modify_template(self, template_id: int, template: TemplateWrite) -> None:
+        params = {"TemplateId": template_id, **template.values()}
+        await self._call("ModifyLiveCallbackTemplate", params, idempotent=True)
+
+    async def delete_template(self, template_id: int) -> None:
+        params = {"TemplateId": template_id}
+        await self._call("DeleteLiveCallbackTemplate", params, idempotent=False)
+
+    async def describe_rules(self) -> list[CallbackRule]:
+        response = await self._call("DescribeLiveCallbackRules", {}, idempotent=True)
+        return _validate(_RULES, response.get("Rules") or [], "DescribeLiveCallbackRules")
+
+    async def create_rule(self, domain: str, app: str, template_id: int) -> None:
+        params = {"DomainName": domain, "AppName": app, "TemplateId": template_id}
+        await self._call("CreateLiveCallbackRule", params, idempotent=False)
+
+    async def delete_rule(self, domain: str, app: str) -> None:
+        params = {"DomainName": domain, "AppName": app}
+        await self._call("DeleteLiveCallbackRule", params, idempotent=False)
+
+    async def _call(
+        self, action: str, params: Mapping[str, Any], *, idempotent: bool
+    ) -> dict[str, Any]:
+        return await self.client.call(action, params, idempotent=idempotent)
+
+
+def _validate(adapter: TypeAdapter[T], value: object, action: str) -> T:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        # Field names and error kinds only: the input may hold a CallbackKey.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        raise TencentResponseError(action, problems) from None

@@ -1,0 +1,93 @@
+"""Local checks of what registration sends, so a bad value fails before any API call.
+
+Documented limits (reference §4.6): TemplateName ≤ 255 bytes and Description ≤ 1024 bytes, of
+letters, digits, `_` and `-`. The Chinese page also allows Chinese characters, the English page
+does not: we accept only the ASCII set, which both sites (and `live.intl.tencentcloudapi.com`)
+accept. The console is stricter than the API (name ≤ 30, description ≤ 100 characters, CallbackKey
+≤ 32 letters/digits): longer names and descriptions only earn a warning, because the API takes them;
+a CallbackKey the console could not hold is refused, because no documentation says CSS signs
+correctly with it and a wrong guess would make every callback fail with 401.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+from urllib.parse import urlsplit
+
+from receiver.tencent.errors import RegistrationError
+
+NAME_MAX_BYTES: Final = 255
+DESCRIPTION_MAX_BYTES: Final = 1024
+CONSOLE_NAME_MAX: Final = 30
+CONSOLE_DESCRIPTION_MAX: Final = 100
+CALLBACK_KEY_MAX: Final = 32
+TEMPLATE_QUOTA: Final = 50
+
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_KEY = re.compile(r"[A-Za-z0-9]{1,32}")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
+_APP = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+def template_name(value: str) -> list[str]:
+    """Refuse a name the API would refuse; return console warnings."""
+    _charset("template name", value, NAME_MAX_BYTES)
+    if len(value) > CONSOLE_NAME_MAX:
+        return [f"template name is {len(value)} characters; the CSS console shows at most 30"]
+    return []
+
+
+def description(value: str) -> list[str]:
+    if value:
+        _charset("template description", value, DESCRIPTION_MAX_BYTES)
+    if len(value) > CONSOLE_DESCRIPTION_MAX:
+        return [f"description is {len(value)} characters; the CSS console shows at most 100"]
+    return []
+
+
+def callback_key(value: str) -> None:
+    """The current callback key must be one the CSS console could hold: ≤ 32 letters/digits."""
+    if not _KEY.fullmatch(value):
+        raise RegistrationError(
+            f"the current callback key ({len(value)} characters) is not 1-32 letters and digits, "
+            "the most a CSS template's CallbackKey holds: put a suitable key first in "
+            "RECEIVER_CALLBACK_KEYS (unset it to use a generated one)"
+        )
+
+
+def public_url(value: str) -> str:
+    """An http(s) base URL without query or fragment; returned without its trailing slash."""
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"public URL {text!r} must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"public URL {text!r} must not carry a query, fragment or credentials")
+    return text.rstrip("/")
+
+
+def domain(value: str) -> str:
+    """A push domain, lower-cased; refused before CSS answers InvalidParameter.DomainFormatError."""
+    text = value.strip().lower().rstrip(".")
+    if len(text) > 253 or not _DOMAIN.fullmatch(text):
+        raise ValueError(f"{value!r} is not a domain name")
+    return text
+
+
+def app_name(value: str) -> str:
+    """The push path (AppName), `live` by default."""
+    text = value.strip()
+    if not _APP.fullmatch(text):
+        raise ValueError(f"{value!r} is not an AppName (1-128 letters, digits, '_', '-', '.')")
+    return text
+
+
+def _charset(what: str, value: str, max_bytes: int) -> None:
+    if not _NAME.fullmatch(value):
+        raise RegistrationError(
+            f"{what} {value!r} may only contain ASCII letters, digits, '_' and '-'"
+        )
+    if len(value.encode("utf-8")) > max_bytes:
+        raise RegistrationError(f"{what} is longer than {max_bytes} bytes")

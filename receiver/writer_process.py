@@ -1,0 +1,208 @@
+"""The writer process: the only writer of the database, so commits never wait on the HTTP loop.
+
+It reads framed events from a pipe, and everything that arrived while the previous commit ran
+goes into the next transaction (group commit without a batching window). For each event it does
+the work that cannot refuse a request: model validation, normalisation, deduplication key, row
+id. An event is acknowledged only after its transaction committed (`synchronous=FULL`: on disk).
+A failed batch is retried one event at a time so a poisoned row cannot fail its neighbours.
+
+It ignores SIGINT/SIGTERM: the service closes the pipe to stop it, and it then commits what it
+has, acknowledges it and exits, also when the service itself was killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from receiver.dedupe import dedupe_key
+from receiver.events import parse_event
+from receiver.store import INSERT_EVENT, EventRow
+from receiver.writerproto import FrameBuffer, frame
+
+log = logging.getLogger("receiver.writer")
+
+_ID_CHUNK: Final = 500  # stay far below SQLite's bound-parameter limit
+_HEARTBEAT: Final = (
+    "INSERT INTO service_state (key, value) VALUES ('heartbeat', ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+_READ_SIZE: Final = 1 << 20
+_MARK_PUBLISHED: Final = (
+    "UPDATE events SET published_at = ?, last_error = ?, publish_attempts = publish_attempts + 1"
+    " WHERE seq = ?"
+)
+_MARK_FAILED: Final = (
+    "UPDATE events SET last_error = ?, publish_attempts = publish_attempts + 1"
+    " WHERE seq = ? AND published_at IS NULL"
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One request, ready to commit: an event row, an outbox update, or a heartbeat probe."""
+
+    rid: int
+    row: EventRow | None = None
+    schema_error: str | None = None
+    outbox: tuple[list[list[Any]], list[list[Any]]] | None = None
+
+
+class BatchWriter:
+    """Commits groups of framed requests and produces the reply frames."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def handle(self, messages: list[list[Any]]) -> bytes:
+        """Commit `messages` as one transaction (or one by one if that fails); return replies."""
+        prepared: list[_Prepared] = []
+        refused: list[bytes] = []
+        for message in messages:
+            try:
+                prepared.append(self._prepare(message))
+            except Exception as exc:  # a body the service accepted but we cannot turn into a row
+                log.exception("could not prepare a request")
+                refused.append(frame(["x", message[1], f"{type(exc).__name__}: {exc}"]))
+        if not prepared:
+            return b"".join(refused)
+        started = time.perf_counter()
+        try:
+            inserted = self._commit(prepared)
+        except sqlite3.Error as exc:
+            if len(prepared) == 1:
+                log.error("could not store event: %s", exc)
+                return b"".join([*refused, frame(["x", prepared[0].rid, str(exc)])])
+            log.warning("commit of %d failed (%s); retrying one by one", len(prepared), exc)
+            return b"".join([*refused, *(self._retry_alone(item) for item in prepared)])
+        replies = [*refused, frame(["c", time.perf_counter() - started, len(prepared)])]
+        replies.extend(_reply(item, inserted) for item in prepared)
+        return b"".join(replies)
+
+    def _retry_alone(self, item: _Prepared) -> bytes:
+        started = time.perf_counter()
+        try:
+            inserted = self._commit([item])
+        except sqlite3.Error as exc:
+            log.error("could not store event: %s", exc)
+            return frame(["x", item.rid, str(exc)])
+        return frame(["c", time.perf_counter() - started, 1]) + _reply(item, inserted)
+
+    def _prepare(self, message: list[Any]) -> _Prepared:
+        op, rid = message[0], message[1]
+        if op == "p":
+            return _Prepared(rid)
+        if op == "o":
+            return _Prepared(rid, outbox=(message[2], message[3]))
+        _, _, event_type, received_at, path_kind, payload = message
+        body = orjson.loads(payload)
+        parsed = parse_event(body, event_type)
+        row = EventRow.build(
+            parsed,
+            dedupe_key=dedupe_key(event_type, body),
+            payload=payload,
+            received_at=received_at,
+            path_kind=path_kind,
+        )
+        return _Prepared(rid, row=row, schema_error=parsed.schema_error)
+
+    def _commit(self, prepared: list[_Prepared]) -> set[str]:
+        rows = [item.row for item in prepared if item.row is not None]
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            inserted: set[str] = set()
+            if rows:
+                conn.executemany(INSERT_EVENT, [row.params() for row in rows])
+                ids = [row.id for row in rows]
+                for start in range(0, len(ids), _ID_CHUNK):
+                    chunk = ids[start : start + _ID_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    query = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608
+                    inserted.update(r[0] for r in conn.execute(query, chunk))
+            for item in prepared:
+                if item.outbox is not None:
+                    published, failed = item.outbox
+                    conn.executemany(_MARK_PUBLISHED, published)
+                    conn.executemany(_MARK_FAILED, failed)
+            if any(item.row is None and item.outbox is None for item in prepared):
+                conn.execute(_HEARTBEAT, (str(time.time()),))
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return inserted
+
+
+def _reply(item: _Prepared, inserted: set[str]) -> bytes:
+    if item.row is None:
+        return frame(["k", item.rid])
+    return frame(["a", item.rid, item.row.id, item.row.id in inserted, item.schema_error])
+
+
+def serve(conn: sqlite3.Connection, in_fd: int, out_fd: int, max_batch: int) -> None:
+    """Loop until the service closes the pipe: read what is there, commit it, reply."""
+    writer = BatchWriter(conn)
+    frames = FrameBuffer()
+    _write_all(out_fd, frame(["r"]))
+    while True:
+        data = os.read(in_fd, _READ_SIZE)  # blocks until something arrived, b"" at EOF
+        if not data:
+            return
+        messages = frames.feed(data)
+        for start in range(0, len(messages), max_batch):
+            _write_all(out_fd, writer.handle(messages[start : start + max_batch]))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BrokenPipeError:
+            return  # the service is gone; what was committed stays committed
+        view = view[written:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="receiver-writer", description=__doc__)
+    parser.add_argument("--database", type=Path, required=True)
+    parser.add_argument("--in-fd", type=int, required=True)
+    parser.add_argument("--out-fd", type=int, required=True)
+    parser.add_argument("--max-batch", type=int, default=1000)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = connect(args.database)
+    try:
+        serve(conn, args.in_fd, args.out_fd, args.max_batch)
+    finally:
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
