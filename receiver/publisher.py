@@ -124,6 +124,7 @@ class Publisher:
         # Called when the connection or channel closes (the relay wakes up to reconnect).
         self.on_lost = on_lost
         self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._pika_channel: aio_pika.abc.AbstractChannel | None = None
         self._channel: aiormq.Channel | None = None
         self._unroutable_seen: set[str] = set()
 
@@ -164,10 +165,15 @@ class Publisher:
         connection.close_callbacks.add(self._closed)
         channel.close_callbacks.add(self._closed)
         self._connection = connection
+        self._pika_channel = channel
         self._channel = underlay
 
     async def close(self) -> None:
+        """Close the connection (bounded by the timeout); closing it ourselves is no "loss"."""
         connection, self._connection, self._channel = self._connection, None, None
+        channel, self._pika_channel = self._pika_channel, None
+        if channel is not None:
+            channel.close_callbacks.discard(self._closed)
         if connection is not None and not connection.is_closed:
             connection.close_callbacks.discard(self._closed)
             try:
