@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from receiver.keys import PUBLISH_METRICS, READER, WRITER
 from receiver.publisher import Publisher
 from receiver.relay import OutboxRelay
 from tests.amqp import Received
+from tests.helpers import rows
 
 
 async def post_all(
@@ -75,5 +77,18 @@ def per_stream(messages: Sequence[Received]) -> dict[str, list[int]]:
     streams: dict[str, list[int]] = {}
     for message in messages:
         payload = message.body["payload"]
+        streams.setdefault(payload["stream_id"], []).append(payload["test_no"])
+    return streams
+
+
+def stored_per_stream(database: Path) -> dict[str, list[int]]:
+    """The `test_no` of each stream's stored events, in storage order (`seq`).
+
+    Concurrent posts may be stored in another order than they were numbered; the contract is
+    storage order, so that is what delivery is compared with.
+    """
+    streams: dict[str, list[int]] = {}
+    for row in rows(database):
+        payload = orjson.loads(row["payload"])
         streams.setdefault(payload["stream_id"], []).append(payload["test_no"])
     return streams
