@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from receiver.broker import broker_ctx
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, TENCENT, HealthChecks
 from receiver.metrics import Metrics
@@ -15,15 +16,15 @@ from receiver.registration import auto_register_ctx, client_session_ctx
 from receiver.settings import Settings
 from receiver.storage import storage_ctx
 from receiver.tencent.autoregister import TencentSetup
-from receiver.views import callbacks, ops
+from receiver.views import callbacks, ops, replay
 
 
 async def _not_started() -> ComponentCheck:
     return ComponentCheck("fail", {"writable": False, "error": "storage is not started"})
 
 
-async def _broker_disabled() -> ComponentCheck:
-    return ComponentCheck("ok", {"state": "disabled"})
+async def _broker_not_started() -> ComponentCheck:
+    return ComponentCheck("degraded", {"state": "disconnected", "error": "not started"})
 
 
 def create_app(
@@ -50,9 +51,10 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()
-    checks: HealthChecks = {"database": _not_started, "broker": _broker_disabled}
+    checks: HealthChecks = {"database": _not_started, "broker": _broker_not_started}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
     if settings.tencent_auto_register and tencent is not None:
         app[TENCENT] = tencent
         # After storage, so shutdown stops registration before the database closes.
@@ -60,4 +62,5 @@ def create_app(
         app.cleanup_ctx.append(auto_register_ctx)
     callbacks.setup_routes(app)
     ops.setup_routes(app)
+    replay.setup_routes(app)
     return app

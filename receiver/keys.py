@@ -11,6 +11,9 @@ from aiohttp import web
 from receiver.health import ComponentCheck
 from receiver.ingest import Ingestor
 from receiver.metrics import Metrics
+from receiver.publish_metrics import PublishMetrics
+from receiver.relay import OutboxRelay
+from receiver.replayjobs import ReplayJobs
 from receiver.settings import Settings
 from receiver.tencent.autoregister import AutoRegistrar, TencentSetup
 from receiver.writer import EventWriter
@@ -21,6 +24,10 @@ CLOCK = web.AppKey[Callable[[], float]]("clock")
 READER = web.AppKey("reader", aiosqlite.Connection)
 WRITER = web.AppKey("writer", EventWriter)
 INGESTOR = web.AppKey("ingestor", Ingestor)
+PUBLISH_METRICS = web.AppKey("publish_metrics", PublishMetrics)
+# Only present when RECEIVER_AMQP_URL is set (publishing on).
+RELAY = web.AppKey("relay", OutboxRelay)
+REPLAY_JOBS = web.AppKey("replay_jobs", ReplayJobs)
 # Named readiness checks; each component adds its own (database here, broker in the outbox).
 HealthChecks = dict[str, Callable[[], Awaitable[ComponentCheck]]]
 HEALTH_CHECKS = web.AppKey[HealthChecks]("health_checks")

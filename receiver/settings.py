@@ -50,6 +50,20 @@ class Settings(BaseSettings):
     writer_max_batch: int = Field(default=1000, ge=1, le=100_000)
     log_level: str = "INFO"
 
+    # Publishing (the outbox relay). No URL: publishing is off and events wait in the outbox.
+    # A URL carries the broker password, hence SecretStr; logs and /readyz show it masked.
+    amqp_url: SecretStr | None = None
+    amqp_exchange: str = Field(
+        default="css.events", min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$"
+    )
+    publish_batch: int = Field(default=1000, ge=1, le=50_000)
+    publish_in_flight: int = Field(default=256, ge=1, le=10_000)
+    publish_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    publish_retry_max_seconds: float = Field(default=30.0, gt=0, le=30)
+    outbox_stats_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Bearer token for /api (replay); unset: /api answers 503 rather than run unprotected.
+    api_token: SecretStr | None = None
+
     # Registration with Tencent CSS (`receiver tencent register`, auto-register at start). The API
     # credentials are not here: they use the SDK's own TENCENTCLOUD_* names (TencentCredentials).
     tencent_endpoint: str = Field(
@@ -111,7 +125,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("url_token", mode="before")
+    @field_validator("url_token", "amqp_url", "api_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -127,6 +141,13 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         """The directory of the database file; generated secrets are kept beside it."""
         return self.database.parent
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("amqp://", "amqps://")):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        return value
 
     @property
     def current_callback_key(self) -> SecretStr:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic import SecretStr
 
 from receiver.app import create_app
 from receiver.settings import Settings
+from tests.broker import RabbitNode
 from tests.fake_tencent import FakeTencent
 from tests.helpers import KEY, OLD_KEY
 
@@ -60,6 +62,63 @@ async def client(
 ) -> TestClient[web.Request, web.Application]:
     """The real app on a real loopback socket, over a real SQLite file."""
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture(scope="session")
+def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """The suite's own RabbitMQ node (private ports and data); stopped at the end, always."""
+    node = RabbitNode(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        node.stop_epmd()
+
+
+@pytest.fixture(scope="session")
+def amqp_url(request: pytest.FixtureRequest) -> str:
+    """The broker for ordinary publishing tests: RECEIVER_TEST_AMQP_URL, else the suite's node."""
+    external = os.environ.get("RECEIVER_TEST_AMQP_URL")
+    if external:
+        return external
+    node: RabbitNode = request.getfixturevalue("rabbit")
+    return node.url
+
+
+@pytest.fixture
+def owned_broker(rabbit: RabbitNode) -> Iterator[RabbitNode]:
+    """The suite's node for tests that stop, kill or pause it; running again afterwards."""
+    yield rabbit
+    if rabbit.running:
+        rabbit.resume()
+    else:
+        rabbit.start()
+
+
+@pytest.fixture
+def exchange_name() -> str:
+    """A fresh exchange per test, so tests never see each other's messages."""
+    return f"test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def broker_settings(
+    make_settings: Callable[..., Settings], amqp_url: str, exchange_name: str
+) -> Callable[..., Settings]:
+    """Settings with publishing on, short retry pauses and timeouts for tests."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "amqp_url": SecretStr(amqp_url),
+            "amqp_exchange": exchange_name,
+            "publish_retry_max_seconds": 0.5,
+            "publish_timeout_seconds": 5.0,
+        }
+        values.update(overrides)
+        return make_settings(**values)
+
+    return make
 
 
 @pytest.fixture

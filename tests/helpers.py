@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +51,41 @@ def rows(database: Path, where: str = "1", params: tuple[Any, ...] = ()) -> list
 
 def count(database: Path) -> int:
     return len(rows(database))
+
+
+async def eventually(
+    predicate: Callable[[], bool], *, within: float = 30.0, what: str = "the condition"
+) -> None:
+    """Poll `predicate` until it holds; fail at the deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {within} s")
+        await asyncio.sleep(0.02)
+
+
+def unpublished(database: Path) -> int:
+    return len(rows(database, "published_at IS NULL"))
+
+
+def snapshot(stream: str, n: int) -> dict[str, Any]:
+    """A signed screenshot callback, unique per (stream, n); `n` rides along as `test_no`."""
+    return signed(
+        {
+            **payload("screenshot_200.json"),
+            "stream_id": stream,
+            "pic_url": f"/{stream}/{n}.jpg",
+            "test_no": n,
+        }
+    )
+
+
+async def eventually_async(
+    check: Callable[[], Awaitable[bool]], *, within: float = 30.0, what: str = "the condition"
+) -> None:
+    """`eventually` for a check that has to await (an HTTP call, a query)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {within} s")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,155 @@
+"""`receiver replay`: re-publish stored events straight from the database (no server needed).
+
+Same selection and publishing code as `POST /api/events/replay`; messages keep their message_id
+and carry `x-replay: true`. Progress goes to stderr about once a second, the summary to stdout.
+Exit status: 0 done, 1 broker or database failure (nothing is lost: run again, consumers
+dedupe), 2 invalid options or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from receiver.broker import make_publisher
+from receiver.cli.common import add_database_option, configure_logging, load_settings
+from receiver.db import connect
+from receiver.kinds import ALL_KINDS
+from receiver.publisher import BrokerUnavailable, describe
+from receiver.replay import ReplayFilter, ReplayProgress, count_matching, replay
+from receiver.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "replay",
+        help="re-publish stored events (x-replay: true, same message_id)",
+        description="Re-publish stored events to RECEIVER_AMQP_URL / RECEIVER_AMQP_EXCHANGE, "
+        "in storage order. Times are ISO 8601 (UTC if no zone) or unix seconds and apply to "
+        "when the receiver stored the event; --since is inclusive, --until exclusive.",
+    )
+    parser.add_argument("--since", help="stored at or after this time")
+    parser.add_argument("--until", help="stored before this time")
+    parser.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help=f"event kind, repeatable or comma-separated ({', '.join(ALL_KINDS)})",
+    )
+    parser.add_argument("--stream", help="stream id (exact)")
+    parser.add_argument("--domain", help="push domain (exact)")
+    parser.add_argument(
+        "--all", action="store_true", help="replay every stored event (needed without filters)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="only count the matching events")
+    add_database_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    configure_logging(settings.log_level)
+    selection = _selection(args)
+    if selection is None:
+        return 2
+    if settings.amqp_url is None and not args.dry_run:
+        print("RECEIVER_AMQP_URL is not set: nowhere to publish", file=sys.stderr)
+        return 2
+    if not settings.database.exists():
+        print(f"no database at {settings.database}", file=sys.stderr)
+        return 2
+    return asyncio.run(_replay(settings, selection, dry_run=args.dry_run))
+
+
+def _selection(args: argparse.Namespace) -> ReplayFilter | None:
+    fields: dict[str, Any] = {
+        "since": args.since,
+        "until": args.until,
+        "kind": ",".join(args.kind),
+        "stream": args.stream,
+        "domain": args.domain,
+        "all": args.all,
+    }
+    try:
+        return ReplayFilter.model_validate({k: v for k, v in fields.items() if v})
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            option = "--" + "".join(str(part) for part in error["loc"]) if error["loc"] else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            print(f"invalid replay filter: {option} {message}".replace("  ", " "), file=sys.stderr)
+        return None
+
+
+async def _replay(settings: Settings, selection: ReplayFilter, *, dry_run: bool) -> int:
+    conn = await connect(settings.database, readonly=True)
+    try:
+        matched = await count_matching(conn, selection)
+        if dry_run or matched == 0:
+            print(f"{matched} events match {selection.describe()}")
+            return 0
+        publisher = make_publisher(settings, None, name="receiver replay (cli)")
+        progress = ReplayProgress(matched)
+        reporter = _Reporter(matched)
+        try:
+            await publisher.connect()
+            await replay(conn, publisher, selection, progress, on_progress=reporter.update)
+        except BrokerUnavailable as exc:
+            print(
+                f"\nreplay stopped: {exc}\n{progress.published} of {matched} events were "
+                "confirmed; run the same command again to finish (consumers dedupe by "
+                "message_id)",
+                file=sys.stderr,
+            )
+            return 1
+        finally:
+            await publisher.close()
+        reporter.update(progress, force=True)
+        reporter.finish()
+        print(
+            f"replayed {progress.published} events to exchange {publisher.exchange!r} at "
+            f"{publisher.display_url}"
+            + (
+                f" ({progress.unroutable} unroutable: no queue bound)"
+                if progress.unroutable
+                else ""
+            )
+        )
+        return 0
+    except Exception as exc:
+        print(f"replay failed: {describe(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        await conn.close()
+
+
+class _Reporter:
+    """Progress on stderr, at most about once a second (a line each when not a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._started = time.monotonic()
+        self._last = 0.0
+        self._tty = sys.stderr.isatty()
+
+    def update(self, progress: ReplayProgress, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 1.0:
+            return
+        self._last = now
+        elapsed = max(now - self._started, 1e-6)
+        line = (
+            f"replay: {progress.done}/{self._total} events "
+            f"({100 * progress.done / max(self._total, 1):.0f}%), "
+            f"{progress.done / elapsed:.0f}/s"
+        )
+        print(("\r" + line) if self._tty else line, end="" if self._tty else "\n", file=sys.stderr)
+
+    def finish(self) -> None:
+        if self._tty:
+            print(file=sys.stderr)
