@@ -8,7 +8,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from receiver.health import ComponentCheck
-from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
+from receiver.inflight import InFlight
+from receiver.keys import CLOCK, HEALTH_CHECKS, IN_FLIGHT, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
 from receiver.middlewares import error_middleware
 from receiver.settings import Settings
@@ -37,6 +38,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()
+    app[IN_FLIGHT] = InFlight()
     checks: HealthChecks = {"database": _not_started, "broker": _broker_disabled}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(storage_ctx)

@@ -8,6 +8,7 @@ import aiosqlite
 from aiohttp import web
 
 from receiver.health import ComponentCheck
+from receiver.inflight import InFlight
 from receiver.ingest import Ingestor
 from receiver.metrics import Metrics
 from receiver.settings import Settings
@@ -19,6 +20,7 @@ CLOCK = web.AppKey[Callable[[], float]]("clock")
 READER = web.AppKey("reader", aiosqlite.Connection)
 WRITER = web.AppKey("writer", EventWriter)
 INGESTOR = web.AppKey("ingestor", Ingestor)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 # Named readiness checks; each component adds its own (database here, broker in the outbox).
 HealthChecks = dict[str, Callable[[], Awaitable[ComponentCheck]]]
 HEALTH_CHECKS = web.AppKey[HealthChecks]("health_checks")
