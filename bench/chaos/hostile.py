@@ -27,7 +27,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.chaos.report import Findings
-from bench.chaos.strategies import TEMPLATES, encode, json_values, mutated_bodies, sign, templates
+from bench.chaos.strategies import (
+    TEMPLATES,
+    encode,
+    json_values,
+    mutated_bodies,
+    sign,
+    templates,
+    texts,
+)
 from receiver.dedupe import dedupe_key
 from receiver.payload import parse_body, read_event_type
 from tests.service import ServiceProcess
@@ -166,7 +174,7 @@ def hostile_requests(draw: st.DrawFn) -> tuple[bytes, set[int]]:
     if case == "mutated":  # CSS signs t only: any body with a genuine t/sign is stored
         return encode(sign(body, KEY, now + 600)), {401} if unsigned else {200}
     if case == "forged":
-        key = draw(st.text(max_size=16).filter(lambda k: k != KEY))
+        key = draw(texts.filter(lambda k: k != KEY))
         return encode(sign(body, key, now + draw(st.integers(-GRACE, 600)))), {401}
     stolen = sign(draw(templates), KEY, now - GRACE - draw(st.integers(1, 10**6)))
     return encode({**body, "t": stolen["t"], "sign": stolen["sign"]}), {401}
