@@ -7,7 +7,9 @@ descriptors anyway. These do stop root, on descriptors already open:
   and deleting the ballast frees it. Needs `mount` (CAP_SYS_ADMIN).
 - `ReadOnlyFiles`: `chattr +i` on the database and its WAL (EPERM on every write, even through
   an open descriptor, even for root). Needs CAP_LINUX_IMMUTABLE and ext4/xfs/btrfs.
-- `FileSizeLimit`: RLIMIT_FSIZE on the writer process at the files' current size (EFBIG). Needs
+- `FileSizeLimit`: RLIMIT_FSIZE of one byte on the writer process: every write() to a file at
+  an offset past it fails (EFBIG), also inside the file's current size (SQLite reuses its WAL
+  from the start after a checkpoint, so a limit at the current size would stop nothing). Needs
   nothing; CPython ignores SIGXFSZ, so write() fails instead of the signal killing the writer.
 """
 
@@ -106,18 +108,16 @@ class ReadOnlyFiles:
 
 
 class FileSizeLimit:
-    """RLIMIT_FSIZE of the running writer process, set to the database files' current size."""
+    """RLIMIT_FSIZE of the running writer process, set to one byte."""
 
-    name = "file size limit (RLIMIT_FSIZE on the writer process: EFBIG)"
+    name = "file size limit (RLIMIT_FSIZE of 1 byte on the writer process: EFBIG)"
 
     def __init__(self, database: Path) -> None:
-        self._directory = database.parent
         self._pid: int | None = None
 
     def break_disk(self, process: ServiceProcess) -> None:
         self._pid = process.writer_pid()
-        largest = max(path.stat().st_size for path in self._directory.iterdir())
-        resource.prlimit(self._pid, resource.RLIMIT_FSIZE, (largest, resource.RLIM_INFINITY))
+        resource.prlimit(self._pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
 
     def repair(self) -> None:
         if self._pid is not None:
