@@ -122,6 +122,7 @@ def hostile_input(workdir: Path, plan: HostilePlan) -> Findings:
             f"{len(unexpected)} unexpected, first: {unexpected[:3]}",
         )
         target.sample_memory()
+        _protocol_wave(target, findings)
         _oversized_wave(target, plan.oversized, findings)
         target.sample_memory()
         _slow_wave(target, plan.slow, findings)
@@ -193,6 +194,31 @@ def _property_wave(target: Target, examples: int) -> list[tuple[int, set[int], b
 
     attack()
     return unexpected
+
+
+# Broken HTTP itself: the parser refuses it before any handler runs.
+BROKEN_HTTP: Final = {
+    "bad request line": b"BLAH\r\n\r\n",
+    "header overflow": b"POST /callbacks HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 20000 + b"\r\n\r\n",
+    "bad chunk size": b"POST /callbacks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"\r\nzz\r\n",
+    "negative length": b"POST /callbacks HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}",
+    "length and chunked": b"POST /callbacks HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "NUL bytes": b"\x00" * 100 + b"\r\n\r\n",
+    "500 headers": b"POST /callbacks HTTP/1.1\r\n" + b"X-H: 1\r\n" * 500 + b"\r\n",
+}
+
+
+def _protocol_wave(target: Target, findings: Findings) -> None:
+    answers = {}
+    for name, raw in BROKEN_HTTP.items():
+        with socket.create_connection(("127.0.0.1", target.service.port), timeout=20) as sock:
+            sock.sendall(raw)
+            answers[name] = _read_answer(sock).split(b"\r\n", 1)[0].decode(errors="replace")
+            target.outcomes[answers[name].split(" ")[1] if " " in answers[name] else "none"] += 1
+    bad = {name: a for name, a in answers.items() if " 400 " not in a}
+    findings.check("broken HTTP gets 400, never 5xx", not bad, f"{bad or 'all 400'}")
 
 
 def _oversized_wave(target: Target, n: int, findings: Findings) -> None:
