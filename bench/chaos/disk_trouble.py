@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +36,9 @@ class DiskPlan:
     events: int = 600
     rate: float = 100.0
     outage_seconds: float = 3.0
+    # Also kill the writer, then the whole service, while the disk is bad: what restarts then
+    # must recover too. Not with RLIMIT_FSIZE: the limit belongs to the writer process.
+    restart_during_outage: bool = True
     speedup: float = 30.0  # 1 min -> 2 s: the outage stays well inside CSS's retry window
 
 
@@ -53,6 +58,7 @@ async def disk_trouble(workdir: Path, plan: DiskPlan) -> Findings:
             load = asyncio.create_task(sender.run(EventFactory().make(plan.events), rate=plan.rate))
             await asyncio.wait_for(sender.ledger.wait_acked(plan.events // 5), 60)
             writer = process.writer_pid()
+            restarts = plan.restart_during_outage and not isinstance(trouble, FileSizeLimit)
             try:
                 trouble.break_disk(process)
                 broken_at = dict(sender.ledger.outcomes)
@@ -63,6 +69,14 @@ async def disk_trouble(workdir: Path, plan: DiskPlan) -> Findings:
                     f"last /readyz status {ready}",
                 )
                 await asyncio.sleep(plan.outage_seconds)  # the outage lasts; load goes on
+                if restarts:
+                    await _restart_both(process)
+                    ready = await _wait_ready(session, process, want=503)
+                    findings.check(
+                        "restarted on the bad disk, the service starts and reports fail",
+                        ready == 503,
+                        f"last /readyz status {ready}",
+                    )
                 during = sender.ledger.outcomes.copy()
                 during.subtract(broken_at)
             finally:
@@ -72,11 +86,12 @@ async def disk_trouble(workdir: Path, plan: DiskPlan) -> Findings:
                 "/readyz recovers to 200 by itself", ready == 200, f"last /readyz status {ready}"
             )
             await load
-            findings.check(
-                "the writer process was not restarted",
-                process.writer_pid() == writer,
-                "same writer pid throughout",
-            )
+            if not restarts:
+                findings.check(
+                    "the writer process was not restarted",
+                    process.writer_pid() == writer,
+                    "same writer pid throughout",
+                )
             await common.stop(process, findings)
         audit(findings, sender.ledger, database)
     findings.notes.append(
@@ -102,6 +117,13 @@ async def disk_trouble(workdir: Path, plan: DiskPlan) -> Findings:
     )
     findings.seconds = time.monotonic() - started
     return findings
+
+
+async def _restart_both(process: ServiceProcess) -> None:
+    """kill -9 the writer (the service restarts it), then the service (we restart it)."""
+    os.kill(process.writer_pid(), signal.SIGKILL)
+    await asyncio.to_thread(process.kill)
+    await common.start(process)
 
 
 @contextlib.contextmanager
