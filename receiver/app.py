@@ -7,9 +7,18 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from receiver.admission import BodyBudget
 from receiver.health import ComponentCheck
 from receiver.inflight import InFlight
-from receiver.keys import CLOCK, HEALTH_CHECKS, IN_FLIGHT, METRICS, SETTINGS, HealthChecks
+from receiver.keys import (
+    BODY_BUDGET,
+    CLOCK,
+    HEALTH_CHECKS,
+    IN_FLIGHT,
+    METRICS,
+    SETTINGS,
+    HealthChecks,
+)
 from receiver.metrics import Metrics
 from receiver.middlewares import error_middleware
 from receiver.settings import Settings
@@ -39,6 +48,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()
     app[IN_FLIGHT] = InFlight()
+    app[BODY_BUDGET] = BodyBudget(max(settings.max_pending_body_bytes, settings.max_body_bytes))
     checks: HealthChecks = {"database": _not_started, "broker": _broker_disabled}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(storage_ctx)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import aiosqlite
 from aiohttp import web
 
+from receiver.admission import BodyBudget
 from receiver.health import ComponentCheck
 from receiver.inflight import InFlight
 from receiver.ingest import Ingestor
@@ -21,6 +22,7 @@ READER = web.AppKey("reader", aiosqlite.Connection)
 WRITER = web.AppKey("writer", EventWriter)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
+BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 # Named readiness checks; each component adds its own (database here, broker in the outbox).
 HealthChecks = dict[str, Callable[[], Awaitable[ComponentCheck]]]
 HEALTH_CHECKS = web.AppKey[HealthChecks]("health_checks")

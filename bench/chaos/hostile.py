@@ -43,7 +43,8 @@ from tests.service import ServiceProcess
 KEY: Final = "hostileKey0123456789"
 GRACE: Final = 300
 BODY_TIMEOUT: Final = 1.0
-MAX_BODY: Final = 64 * 1024
+MAX_BODY: Final = 256 * 1024  # above the 64 KiB that the body budget leaves uncounted
+PENDING_BODIES: Final = 16  # RECEIVER_MAX_PENDING_BODY_BYTES, in bodies of MAX_BODY
 RSS_LIMIT_MIB: Final = 300  # the service holds ~40-60 MiB at rest
 TYPES: Final = ["application/json", "text/plain", "", "multipart/form-data; boundary=x", "x/y"]
 PATHS: Final = ["/callbacks", "/callbacks/stream-begin", "/callbacks/snapshot", "/callbacks/porn"]
@@ -54,6 +55,7 @@ class HostilePlan:
     examples: int = 300  # property-based requests
     oversized: int = 32  # of each: declared Content-Length, chunked
     slow: int = 20  # clients trickling a body at once
+    flood: int = 100  # clients holding a body of the maximum size, all at once
 
 
 class Target:
@@ -112,6 +114,7 @@ def hostile_input(workdir: Path, plan: HostilePlan) -> Findings:
         "RECEIVER_CALLBACK_KEYS": KEY,
         "RECEIVER_BODY_READ_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
         "RECEIVER_MAX_BODY_BYTES": str(MAX_BODY),
+        "RECEIVER_MAX_PENDING_BODY_BYTES": str(PENDING_BODIES * MAX_BODY),
     }
     with ServiceProcess(database, env) as service:
         target = Target(service)
@@ -126,6 +129,8 @@ def hostile_input(workdir: Path, plan: HostilePlan) -> Findings:
         _oversized_wave(target, plan.oversized, findings)
         target.sample_memory()
         _slow_wave(target, plan.slow, findings)
+        target.sample_memory()
+        _flood_wave(target, plan.flood, findings)
         target.sample_memory()
         findings.check(
             "no crash: the same service and writer processes are up",
@@ -155,7 +160,8 @@ def hostile_input(workdir: Path, plan: HostilePlan) -> Findings:
     findings.outcomes = target.outcomes
     findings.notes.append(
         f"{plan.examples} property-based bodies, {plan.oversized} oversized bodies of each "
-        f"kind (declared/chunked), {plan.slow} slow clients; acked = genuinely signed bodies"
+        f"kind (declared/chunked), {plan.slow} slow clients, {plan.flood} clients holding "
+        "maximum-size bodies; acked = genuinely signed bodies"
     )
     findings.seconds = time.monotonic() - started
     return findings
@@ -215,8 +221,9 @@ def _protocol_wave(target: Target, findings: Findings) -> None:
     for name, raw in BROKEN_HTTP.items():
         with socket.create_connection(("127.0.0.1", target.service.port), timeout=20) as sock:
             sock.sendall(raw)
-            answers[name] = _read_answer(sock).split(b"\r\n", 1)[0].decode(errors="replace")
-            target.outcomes[answers[name].split(" ")[1] if " " in answers[name] else "none"] += 1
+            answer = _read_answer(sock)
+            answers[name] = answer.split(b"\r\n", 1)[0].decode(errors="replace")
+            target.outcomes[_status(answer)] += 1
     bad = {name: a for name, a in answers.items() if " 400 " not in a}
     findings.check("broken HTTP gets 400, never 5xx", not bad, f"{bad or 'all 400'}")
 
@@ -250,7 +257,7 @@ def _slow_wave(target: Target, n: int, findings: Findings) -> None:
     answers = [_read_answer(sock) for sock in trickled]
     elapsed = time.monotonic() - started
     for answer in answers:
-        target.outcomes[answer.split(b" ", 2)[1].decode() if answer else "no answer"] += 1
+        target.outcomes[_status(answer)] += 1
     findings.check(
         "slow clients get a complete 408 body_timeout",
         all(a.startswith(b"HTTP/1.1 408 ") and b"body_timeout" in a for a in answers),
@@ -262,6 +269,35 @@ def _slow_wave(target: Target, n: int, findings: Findings) -> None:
         elapsed < 10 * BODY_TIMEOUT + 10,
         f"all answered within {elapsed:.1f} s",
     )
+
+
+def _flood_wave(target: Target, n: int, findings: Findings) -> None:
+    """Many clients hold a maximum-size body, less its last byte: memory must stay capped."""
+    head = b"POST /callbacks HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % MAX_BODY
+    held = []
+    for _ in range(n):
+        sock = socket.create_connection(("127.0.0.1", target.service.port), timeout=30)
+        sock.sendall(head + b"{" * (MAX_BODY - 1))
+        held.append(sock)
+    target.sample_memory()
+    served = []
+    for i in range(10):  # genuine callbacks, whole in one packet, are still taken meanwhile
+        body = sign({**_template(200), "pic_url": f"/flood/{i}.jpg"}, KEY, int(time.time()) + 600)
+        served.append(target.post(encode(body), "/callbacks/snapshot"))
+    answers = Counter(_status(_read_answer(sock)) for sock in held)
+    target.outcomes.update(answers)
+    findings.check(
+        f"a flood of {n} held bodies: beyond {PENDING_BODIES} at once, 503 at once",
+        answers["503"] >= n - PENDING_BODIES and answers["408"] <= PENDING_BODIES,
+        f"{dict(answers)}",
+    )
+    findings.check("genuine callbacks are served during the flood", served == [200] * 10,
+                   f"{Counter(served)}")  # fmt: skip
+
+
+def _status(answer: bytes) -> str:
+    parts = answer.split(b" ", 2)
+    return parts[1].decode() if len(parts) > 1 else "no answer"
 
 
 def _start_trickle(target: Target) -> socket.socket:
