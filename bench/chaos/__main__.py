@@ -53,7 +53,8 @@ async def disk(workdir: Path, quick: bool) -> list[Findings]:
 
 
 async def hostile(workdir: Path, quick: bool) -> list[Findings]:
-    plan = HostilePlan() if quick else HostilePlan(examples=3000, oversized=100, slow=100)
+    full = HostilePlan(examples=3000, oversized=100, slow=100, flood=500)
+    plan = HostilePlan() if quick else full
     return [await asyncio.to_thread(hostile_input, workdir, plan)]
 
 

@@ -52,12 +52,15 @@ class FullFilesystem:
     @contextlib.contextmanager
     def mounted(cls, mountpoint: Path, size: str = "16m") -> Iterator[FullFilesystem]:
         mountpoint.mkdir(parents=True, exist_ok=True)
-        mount = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mountpoint)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            mount = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mountpoint)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise Unavailable("mount is not installed") from exc
         if mount.returncode:
             raise Unavailable(f"mount -t tmpfs failed: {mount.stderr.strip() or mount.returncode}")
         try:

@@ -147,6 +147,8 @@ def _location(
         else:
             yield database, ReadOnlyFiles(database)
             return
+    if mechanism != "fsize":
+        findings.scenario = f"5 disk trouble: fsize (no {mechanism} here)"
     directory.mkdir(parents=True, exist_ok=True)
     yield database, FileSizeLimit(database)
 
