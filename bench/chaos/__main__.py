@@ -104,7 +104,9 @@ def fuzz(workdir: Path, seconds: int) -> Findings:
     )
     runs = done[0].split()[1] if done else "0"
     findings.sent = findings.attempts = int(runs) if runs.isdigit() else 0
-    findings.notes.append("sent/attempts: fuzz inputs, each tried as sent and validly signed")
+    findings.notes.append(
+        "sent/attempts: fuzz inputs, each tried as sent and, if a JSON object, validly signed"
+    )
     return findings
 
 
