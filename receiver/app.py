@@ -7,9 +7,20 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from receiver.admission import BodyBudget
 from receiver.broker import broker_ctx
 from receiver.health import ComponentCheck
-from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, TENCENT, HealthChecks
+from receiver.inflight import InFlight
+from receiver.keys import (
+    BODY_BUDGET,
+    CLOCK,
+    HEALTH_CHECKS,
+    IN_FLIGHT,
+    METRICS,
+    SETTINGS,
+    TENCENT,
+    HealthChecks,
+)
 from receiver.metrics import Metrics
 from receiver.middlewares import error_middleware
 from receiver.registration import auto_register_ctx, client_session_ctx
@@ -51,6 +62,8 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()
+    app[IN_FLIGHT] = InFlight()
+    app[BODY_BUDGET] = BodyBudget(max(settings.max_pending_body_bytes, settings.max_body_bytes))
     checks: HealthChecks = {"database": _not_started, "broker": _broker_not_started}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(storage_ctx)

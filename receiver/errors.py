@@ -5,7 +5,8 @@
     ├── PayloadInvalid            400: body is not a JSON object with a usable `event_type`
     ├── PayloadTooLarge           413: body longer than RECEIVER_MAX_BODY_BYTES
     ├── BodyTimeout               408: the client did not send its body in time
-    └── StorageUnavailable        503: the event could not be committed, so CSS must retry
+    ├── StorageUnavailable        503: the event could not be committed, so CSS must retry
+    └── Overloaded                503: too many bodies are being received at once; retry
 
 Each refusal carries `reason`, the label of `receiver_refusals_total`, so that the metric, the log
 line and the JSON answer always agree.
@@ -77,3 +78,12 @@ class StorageUnavailable(ReceiverError):
 
     def __init__(self, message: str = "the event could not be stored; retry later") -> None:
         super().__init__("storage_unavailable", message)
+
+
+class Overloaded(ReceiverError):
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            "overloaded", "too many request bodies are being received at once; retry later"
+        )

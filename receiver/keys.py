@@ -8,7 +8,9 @@ import aiohttp
 import aiosqlite
 from aiohttp import web
 
+from receiver.admission import BodyBudget
 from receiver.health import ComponentCheck
+from receiver.inflight import InFlight
 from receiver.ingest import Ingestor
 from receiver.metrics import Metrics
 from receiver.publish_metrics import PublishMetrics
@@ -28,6 +30,8 @@ PUBLISH_METRICS = web.AppKey("publish_metrics", PublishMetrics)
 # Only present when RECEIVER_AMQP_URL is set (publishing on).
 RELAY = web.AppKey("relay", OutboxRelay)
 REPLAY_JOBS = web.AppKey("replay_jobs", ReplayJobs)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 # Named readiness checks; each component adds its own (database here, broker in the outbox).
 HealthChecks = dict[str, Callable[[], Awaitable[ComponentCheck]]]
 HEALTH_CHECKS = web.AppKey[HealthChecks]("health_checks")

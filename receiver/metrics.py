@@ -32,7 +32,8 @@ class Metrics:
             registry=registry,
             callbacks=Counter(
                 "receiver_callbacks",
-                "Callbacks answered, by kind and result (stored, duplicate, refused, unavailable).",
+                "Callbacks answered, by kind and result "
+                "(stored, duplicate, refused, unavailable, overloaded).",
                 ["kind", "result"],
                 registry=registry,
             ),

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from receiver.errors import PayloadTooLarge, ReceiverError
-from receiver.keys import METRICS, SETTINGS
+from receiver.keys import IN_FLIGHT, METRICS, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +19,13 @@ log = logging.getLogger(__name__)
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into `{"code", "error", "message"}` and time every request.
 
-    One middleware does both: each middleware layer costs a coroutine frame per request.
-    Only truly unexpected exceptions are logged here; refusals are logged where they are counted.
+    One middleware does both (and counts requests in flight, for the shutdown): each
+    middleware layer costs a coroutine frame per request. Only truly unexpected exceptions are
+    logged here; refusals are logged where they are counted.
     """
     started = time.perf_counter()
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.begin()
     try:
         return await handler(request)
     except ReceiverError as exc:
@@ -41,6 +44,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status=500,
         )
     finally:
+        in_flight.end()
         request.app[METRICS].observe_request(
             request.match_info.route.resource, time.perf_counter() - started
         )

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     signature_grace_seconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=86_400)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     body_read_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    # Bodies are read whole before authentication: this caps the memory they take at once.
+    max_pending_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1 << 34)
     url_token: SecretStr | None = None
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     writer_max_batch: int = Field(default=1000, ge=1, le=100_000)

@@ -136,8 +136,16 @@ class EventWriter:
         self._listeners.append(callback)
 
     async def start(self) -> None:
-        """Start the writer process and wait until it has opened the database."""
-        await self._spawn()
+        """Start the writer process; if it cannot open the database now, keep trying.
+
+        Meanwhile events get 503 and readiness fails, as after a crash: a service started on a
+        disk that is read-only for a while recovers with it instead of exiting.
+        """
+        try:
+            await self._spawn()
+        except (OSError, RuntimeError) as exc:
+            log.error("could not start the writer process, retrying: %s", exc)
+            self._lost.set()  # the supervisor restarts it
         self._supervisor = asyncio.create_task(self._supervise(), name="writer-supervisor")
 
     async def wait_restarted(self) -> None:

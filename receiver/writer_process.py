@@ -49,7 +49,18 @@ _MARK_FAILED: Final = (
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    """Open the database for writing, or fail: never silently read-only.
+
+    When it cannot open the database or its WAL for writing (read-only file or mount), SQLite
+    falls back to a read-only connection, even with `mode=rw`; such a writer would refuse every
+    event forever, also after the disk recovered. So check first, and fail: the service restarts
+    the writer (503 meanwhile) until the files are writable again.
+    """
+    for name in (path, path.with_name(path.name + "-wal")):
+        if name.exists():
+            os.close(os.open(name, os.O_RDWR))  # PermissionError / EROFS while read-only
+    uri = f"{path.absolute().as_uri()}?mode=rw"  # never create an empty database here
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -196,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    conn = connect(args.database)
+    try:
+        conn = connect(args.database)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("cannot open %s for writing: %s", args.database, exc)
+        return 1
     try:
         serve(conn, args.in_fd, args.out_fd, args.max_batch)
     finally:

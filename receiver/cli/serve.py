@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 from pathlib import Path
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from receiver.cli.common import (
     load_settings,
     with_callback_key,
 )
+from receiver.keys import IN_FLIGHT, SETTINGS
 from receiver.registration import client_retry
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
@@ -36,15 +38,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, host=args.host, port=args.port)
     configure_logging(settings.log_level)
     app = build_app(settings)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout_seconds,
-        access_log=None,
-        print=lambda line: log.info("%s", line.strip("= \n")),
-        loop=new_event_loop(),
-    )
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve(app, app[SETTINGS]))
     log.info("stopped")
     return 0
 
@@ -67,6 +62,38 @@ def _announce_key(path: Path, key: str) -> None:
         "It is not shown again.",
         flush=True,
     )
+
+
+async def serve(app: web.Application, settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then: stop listening (new connections are refused), let the
+    requests already begun finish, bodies still arriving included, and only then close the
+    connections and run the cleanup (the writer commits the rest). `web.run_app` closes the
+    connections first and drops what arrives on them: see `receiver.inflight`.
+    """
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+    )  # fmt: skip
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("Running on %s", site.name)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await site.stop()
+        in_flight = app[IN_FLIGHT]
+        log.info("stopping: %d requests in flight", in_flight.count)
+        try:
+            async with asyncio.timeout(settings.shutdown_timeout_seconds):
+                await in_flight.wait_idle()
+        except TimeoutError:
+            log.warning("%d requests still in flight after the shutdown timeout", in_flight.count)
+    finally:
+        await runner.cleanup()
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -6,8 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from receiver.errors import BodyTimeout, PayloadTooLarge, Refusal
-from receiver.keys import SETTINGS, get_ingestor
+from receiver.errors import BodyTimeout, Overloaded, PayloadTooLarge, Refusal
+from receiver.keys import BODY_BUDGET, METRICS, SETTINGS, get_ingestor
 from receiver.kinds import PATH_KINDS
 
 # CSS only looks at the status; the body is what Tencent suggests replying.
@@ -25,6 +25,9 @@ async def receive_callback(request: web.Request) -> web.Response:
     except Refusal as refusal:
         ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
         raise
+    except Overloaded:
+        request.app[METRICS].callback("unknown", "overloaded")
+        raise
     return web.Response(body=_OK, content_type="application/json")
 
 
@@ -36,9 +39,12 @@ async def _read_body(request: web.Request) -> bytes:
     if request.content.is_eof():
         # The whole body arrived with the headers (the usual case): no wait, no timer needed.
         return await request.read()
+    # Still arriving: hold its size (the limit, if chunked) of the body budget meanwhile.
+    reserved = request.content_length if request.content_length is not None else limit
     try:
-        async with asyncio.timeout(settings.body_read_timeout_seconds):
-            return await request.read()
+        with request.app[BODY_BUDGET].reserve(reserved):
+            async with asyncio.timeout(settings.body_read_timeout_seconds):
+                return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(limit) from None
     except TimeoutError:

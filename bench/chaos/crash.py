@@ -1,0 +1,93 @@
+"""Scenario 1: `kill -9` under load, at random moments, then restart; nothing acked is lost.
+
+Three ways to crash, chosen at random: the HTTP process alone (its writer sees the pipe close,
+commits what it has and exits), the writer process alone (the service answers 503 and restarts
+it), or both at once (a container killed). CSS keeps sending and retrying throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.chaos import common
+from bench.chaos.cssload import RETRY_POLICIES, CssSender, EventFactory
+from bench.chaos.report import Findings, audit
+from tests.service import ServiceProcess
+
+VICTIMS = ("service", "writer", "both")
+SHORT = frozenset(t for t, p in RETRY_POLICIES.items() if p.retries < 5)
+
+
+@dataclass(frozen=True, slots=True)
+class CrashPlan:
+    events: int = 3000
+    rate: float = 300.0  # events started per second
+    crashes: int = 8
+    # CSS retries for 10-12 minutes; a restart takes seconds. Shortened 20x (1 min -> 3 s), a
+    # restart slowed down by a busy machine still fits many times in the retry window.
+    speedup: float = 20.0
+    seed: int | None = None
+
+
+async def crash_under_load(workdir: Path, plan: CrashPlan) -> Findings:
+    started = time.monotonic()
+    seed = plan.seed if plan.seed is not None else random.randrange(1 << 32)
+    rng = random.Random(seed)
+    findings = Findings("1 crash (kill -9) under load")
+    database = workdir / "crash" / "receiver.db"
+    process = common.service(database)
+    kills: list[str] = []
+    async with common.running(process), common.client() as session:
+        sender = CssSender(
+            session, process.url, common.KEY, token=common.TOKEN, speedup=plan.speedup
+        )
+        load = asyncio.create_task(sender.run(EventFactory().make(plan.events), rate=plan.rate))
+        step = max(1, plan.events // (plan.crashes + 1))
+        for n in range(plan.crashes):
+            # A random moment while callbacks stream in: after a random number of acks.
+            target = n * step + rng.randint(1, step)
+            done, _ = await asyncio.wait(
+                [
+                    load,
+                    asyncio.ensure_future(asyncio.wait_for(sender.ledger.wait_acked(target), 120)),
+                ],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if load in done:
+                break
+            victim = rng.choice(VICTIMS)
+            restart = time.monotonic()
+            await _kill(process, victim)
+            if victim != "writer":
+                await common.start(process)
+            kills.append(f"{victim} ({time.monotonic() - restart:.1f} s down)")
+        await load
+        await common.stop(process, findings)
+    audit(findings, sender.ledger, database)
+    findings.notes.append(f"seed {seed}; {len(kills)} kills: " + ", ".join(kills))
+    findings.check(
+        "crashes happened under load", len(kills) == plan.crashes, f"{len(kills)} of {plan.crashes}"
+    )
+    # CSS tries subtitles (338) and smart erase (347) only 3 times: an outage can outlast that.
+    persistent = {t: n for t, n in sender.ledger.gave_up_types.items() if n and t not in SHORT}
+    findings.check(
+        "CSS's retries delivered every event it retries >= 5 times",
+        not persistent,
+        f"given up, by event_type: {dict(sender.ledger.gave_up_types) or 'none'}",
+    )
+    findings.check("no 500", findings.outcomes["500"] == 0, f"{findings.outcomes['500']} x 500")
+    findings.seconds = time.monotonic() - started
+    return findings
+
+
+async def _kill(process: ServiceProcess, victim: str) -> None:
+    if victim in ("writer", "both"):
+        os.kill(process.writer_pid(), signal.SIGKILL)
+    if victim in ("service", "both"):
+        await asyncio.to_thread(process.kill)

@@ -1,0 +1,22 @@
+"""Scenario 4 at CI size: the same callback 100 times at once, and later again: one row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.chaos.cssload import load_templates
+from bench.chaos.storm import StormPlan, retry_storm
+
+
+@pytest.mark.timeout(180)
+async def test_retry_storm_stores_each_event_once_and_answers_every_copy_200(
+    tmp_path: Path,
+) -> None:
+    findings = await retry_storm(tmp_path, StormPlan(copies=100, restart=True))
+    assert findings.ok, findings.failures()
+    kinds = len(load_templates())
+    assert findings.sent == findings.stored == kinds
+    assert findings.dup_rows == 0
+    assert findings.outcomes["200"] == findings.attempts == kinds * 300
