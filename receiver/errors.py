@@ -5,7 +5,11 @@
     ├── PayloadInvalid            400: body is not a JSON object with a usable `event_type`
     ├── PayloadTooLarge           413: body longer than RECEIVER_MAX_BODY_BYTES
     ├── BodyTimeout               408: the client did not send its body in time
-    └── StorageUnavailable        503: the event could not be committed, so CSS must retry
+    ├── StorageUnavailable        503: the event could not be committed, so CSS must retry
+    └── ApiError                  a refused history API request, answered `{"error", "message"}`
+        ├── ApiBadRequest         400: a query parameter or cursor is not acceptable
+        ├── ApiUnauthorized       401: no or wrong `Authorization: Bearer <API token>`
+        └── ApiNotFound           404: the event or stream does not exist
 
 Each refusal carries `reason`, the label of `receiver_refusals_total`, so that the metric, the log
 line and the JSON answer always agree.
@@ -13,6 +17,8 @@ line and the JSON answer always agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import ClassVar, Literal
 
 RefusalReason = Literal[
@@ -24,6 +30,8 @@ class ReceiverError(Exception):
     """A request failure with a precise status, machine name and message for the caller."""
 
     status: ClassVar[int] = 500
+    # Extra response headers (read-only: shared by every instance of the class).
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def __init__(self, error: str, message: str) -> None:
         super().__init__(message)
@@ -77,3 +85,26 @@ class StorageUnavailable(ReceiverError):
 
     def __init__(self, message: str = "the event could not be stored; retry later") -> None:
         super().__init__("storage_unavailable", message)
+
+
+class ApiError(ReceiverError):
+    """A refused `/api/...` request. Its body has no `code`: that field exists only for CSS."""
+
+    def as_json(self) -> dict[str, object]:
+        return {"error": self.error, "message": self.message}
+
+
+class ApiBadRequest(ApiError):
+    status = 400
+
+
+class ApiUnauthorized(ApiError):
+    status = 401
+    # RFC 6750: tell the client which scheme the API expects.
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"WWW-Authenticate": 'Bearer realm="receiver"'}
+    )
+
+
+class ApiNotFound(ApiError):
+    status = 404

@@ -9,6 +9,7 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from receiver.apiauth import is_api_path
 from receiver.errors import PayloadTooLarge, ReceiverError
 from receiver.keys import METRICS, SETTINGS
 
@@ -17,11 +18,15 @@ log = logging.getLogger(__name__)
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into `{"code", "error", "message"}`; log only the unexpected ones."""
+    """Turn every failure into a JSON error body; log only the unexpected ones.
+
+    Callback routes answer `{"code", "error", "message"}` (CSS-style); `/api/...` routes answer
+    `{"error", "message"}`, the shape the history API documents.
+    """
     try:
         return await handler(request)
     except ReceiverError as exc:
-        return web.json_response(exc.as_json(), status=exc.status)
+        return web.json_response(exc.as_json(), status=exc.status, headers=exc.headers)
     except web.HTTPRequestEntityTooLarge:
         error = PayloadTooLarge(request.config_dict[SETTINGS].max_body_bytes)
         return web.json_response(error.as_json(), status=error.status)
@@ -34,16 +39,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             405: f"{request.method} is not allowed on {request.path}",
         }.get(exc.status, exc.reason)
         return web.json_response(
-            {"code": exc.status, "error": name, "message": message},
+            _error_body(request, exc.status, name, message),
             status=exc.status,
             headers={k: v for k, v in exc.headers.items() if k == "Allow"},
         )
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return web.json_response(
-            {"code": 500, "error": "internal_error", "message": "unexpected server error"},
-            status=500,
+            _error_body(request, 500, "internal_error", "unexpected server error"), status=500
         )
+
+
+def _error_body(request: web.Request, status: int, error: str, message: str) -> dict[str, object]:
+    if is_api_path(request.path):
+        return {"error": error, "message": message}
+    return {"code": status, "error": error, "message": message}
 
 
 @web.middleware

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     body_read_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     url_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token for every /api/... route; generated on first start if unset.",
+    )
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     writer_max_batch: int = Field(default=1000, ge=1, le=100_000)
     log_level: str = "INFO"
@@ -54,7 +59,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("url_token", mode="before")
+    @field_validator("url_token", "api_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

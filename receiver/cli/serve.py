@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from receiver.app import create_app
 from receiver.cli.common import add_database_option, configure_logging, load_settings
-from receiver.secretfiles import CALLBACK_KEY_FILE, load_or_create
+from receiver.secretfiles import API_TOKEN_FILE, CALLBACK_KEY_FILE, load_or_create
 from receiver.settings import Settings
 
 log = logging.getLogger("receiver")
@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, host=args.host, port=args.port)
     configure_logging(settings.log_level)
-    settings = with_callback_key(settings)
+    settings = with_api_token(with_callback_key(settings))
     app = create_app(settings)
     web.run_app(
         app,
@@ -59,6 +59,25 @@ def with_callback_key(settings: Settings) -> Settings:
     else:
         log.info("using the callback key stored in %s", path)
     return settings.model_copy(update={"callback_keys": [SecretStr(key)]})
+
+
+def with_api_token(settings: Settings) -> Settings:
+    """Use the configured API token, or the generated one kept next to the database."""
+    if settings.api_token is not None:
+        return settings
+    path = settings.data_dir / API_TOKEN_FILE
+    # 43 letters and digits: about 256 bits, like a 32-byte random token.
+    token, created = load_or_create(path, length=43)
+    if created:
+        print(
+            f"Generated an API token and saved it to {path} (mode 0600):\n\n    {token}\n\n"
+            "Send it as 'Authorization: Bearer <token>' to the /api/... routes (or set "
+            "RECEIVER_API_TOKEN to your own). It is not shown again.",
+            flush=True,
+        )
+    else:
+        log.info("using the API token stored in %s", path)
+    return settings.model_copy(update={"api_token": SecretStr(token)})
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
