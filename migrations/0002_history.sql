@@ -7,7 +7,7 @@
 --
 -- The triggers must never fail (a failing trigger would fail the callback's commit, and CSS
 -- would retry it forever): every value is guarded with coalesce/typeof, there is no CHECK
--- constraint, and uniqueness conflicts are upserts.
+-- constraint, and rows that may exist already are inserted with OR IGNORE.
 
 -- One row per (domain, app_name, stream_id) that has at least one event. '' stands for an
 -- event that carried no domain or app name (NULL is not usable in a unique key).
@@ -19,24 +19,25 @@ CREATE TABLE streams (
     state            TEXT    NOT NULL DEFAULT 'unknown', -- live, ended, unknown (no begin/end yet)
     current_session  INTEGER,                    -- push_sessions.id of the most recent session
     sessions         INTEGER NOT NULL DEFAULT 0,
-    events           INTEGER NOT NULL DEFAULT 0,
     last_begin       REAL,                       -- unix seconds of the latest push begin
     last_end         REAL,                       -- unix seconds of the latest stream end
     last_end_code    INTEGER,                    -- its errcode (interruption reason)
-    last_end_message TEXT,                       -- its errmsg
-    last_received_at REAL    NOT NULL            -- arrival of the newest event of the stream
+    last_end_message TEXT                        -- its errmsg
 );
 CREATE UNIQUE INDEX streams_identity ON streams (domain, app_name, stream_id);
 -- `?state=live`: the streams in one state, newest first; and a stream name on any domain.
 CREATE INDEX streams_state ON streams (state, id);
 CREATE INDEX streams_stream_id ON streams (stream_id);
 
--- Event counts per stream and kind (the `event_counts` of /api/streams).
+-- Events per stream and kind: the stream's `event_counts`, total and latest arrival.
 CREATE TABLE stream_kinds (
-    stream INTEGER NOT NULL, -- streams.id
-    kind   TEXT    NOT NULL,
-    events INTEGER NOT NULL,
-    PRIMARY KEY (stream, kind)
+    domain           TEXT    NOT NULL,
+    app_name         TEXT    NOT NULL,
+    stream_id        TEXT    NOT NULL,
+    kind             TEXT    NOT NULL,
+    events           INTEGER NOT NULL,
+    last_received_at REAL    NOT NULL,
+    PRIMARY KEY (domain, app_name, stream_id, kind)
 ) WITHOUT ROWID;
 
 -- One row per push session: the push-begin (1) and stream-end (0) events that carry the same
@@ -53,9 +54,9 @@ CREATE TABLE push_sessions (
     end_code         INTEGER,             -- errcode of the stream end
     end_message      TEXT,                -- errmsg of the stream end
     push_duration_ms INTEGER,             -- push_duration of the stream end
-    started_at       REAL    NOT NULL,    -- begin_time, else end_time - push_duration
-    UNIQUE (stream, session_key)
+    started_at       REAL    NOT NULL     -- begin_time, else end_time - push_duration
 );
+CREATE UNIQUE INDEX push_sessions_key ON push_sessions (stream, session_key);
 -- The most recent session of a stream (its state) and the session listing, newest first.
 CREATE INDEX push_sessions_recent ON push_sessions (stream, started_at);
 
@@ -64,68 +65,101 @@ CREATE INDEX push_sessions_recent ON push_sessions (stream, started_at);
 CREATE INDEX events_kind_seq ON events (kind, seq);
 CREATE INDEX events_stream_kind_time ON events (stream_id, domain, app_name, kind, event_time);
 
--- The bookkeeping lives on a view's INSTEAD OF trigger so that the live trigger below and the
--- backfill at the end of this file run exactly the same statements.
-CREATE VIEW history_feed AS
-SELECT seq, id, event_type, kind, domain, app_name, stream_id, event_time, sequence,
-       received_at, payload
+-- Every event with a stream is counted. Cost matters here: this runs inside the writer's
+-- transaction for every stored event, so it is three small statements without SQL function
+-- calls; INSERT OR IGNORE followed by UPDATE measured several times cheaper than an upsert.
+-- A duplicate is ignored by the writer's INSERT OR IGNORE before AFTER INSERT triggers fire,
+-- so it is never counted twice.
+CREATE TRIGGER events_stream_counts AFTER INSERT ON events
+WHEN NEW.stream_id IS NOT NULL
+BEGIN
+    INSERT OR IGNORE INTO streams (domain, app_name, stream_id)
+    VALUES (coalesce(NEW.domain, ''), coalesce(NEW.app_name, ''), NEW.stream_id);
+
+    INSERT OR IGNORE INTO stream_kinds (domain, app_name, stream_id, kind, events,
+                                        last_received_at)
+    VALUES (coalesce(NEW.domain, ''), coalesce(NEW.app_name, ''), NEW.stream_id, NEW.kind, 0,
+            NEW.received_at);
+    UPDATE stream_kinds SET
+        events = events + 1,
+        last_received_at = iif(last_received_at < NEW.received_at, NEW.received_at,
+                               last_received_at)
+    WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
+      AND stream_id = NEW.stream_id AND kind = NEW.kind;
+END;
+
+-- Push sessions: push begin (1) and stream end (0) events open and close them. The logic lives
+-- on a view's INSTEAD OF trigger so that live events (below) and the backfill at the end of
+-- this file run exactly the same statements. The first begin and the first end of a session
+-- win, whatever order they arrive in.
+CREATE VIEW push_feed AS
+SELECT seq, id, event_type, domain, app_name, stream_id, event_time, sequence, received_at,
+       payload
 FROM events WHERE 0;
 
-CREATE TRIGGER history_feed_insert INSTEAD OF INSERT ON history_feed
+CREATE TRIGGER push_feed_insert INSTEAD OF INSERT ON push_feed
 BEGIN
-    INSERT INTO streams (domain, app_name, stream_id, events, last_received_at)
-    VALUES (coalesce(NEW.domain, ''), coalesce(NEW.app_name, ''), NEW.stream_id, 1,
-            NEW.received_at)
-    ON CONFLICT (domain, app_name, stream_id) DO UPDATE SET
-        events = events + 1,
-        last_received_at = max(last_received_at, excluded.last_received_at);
+    INSERT OR IGNORE INTO streams (domain, app_name, stream_id)
+    VALUES (coalesce(NEW.domain, ''), coalesce(NEW.app_name, ''), NEW.stream_id);
 
-    INSERT INTO stream_kinds (stream, kind, events)
-    SELECT id, NEW.kind, 1 FROM streams
+    INSERT OR IGNORE INTO push_sessions (stream, session_key, sequence, started_at)
+    SELECT id, coalesce(NEW.sequence, '#' || NEW.id), NEW.sequence,
+           coalesce(NEW.event_time, NEW.received_at)
+    FROM streams
     WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
-      AND stream_id = NEW.stream_id
-    ON CONFLICT (stream, kind) DO UPDATE SET events = events + 1;
+      AND stream_id = NEW.stream_id;
 
-    -- Push sessions: only push begin (1) and stream end (0) open or close one.
-    INSERT INTO push_sessions (stream, session_key, sequence, begin_seq, begin_time, end_seq,
-                               end_time, end_code, end_message, push_duration_ms, started_at)
-    SELECT s.id, coalesce(NEW.sequence, '#' || NEW.id), NEW.sequence,
-           iif(NEW.event_type = 1, NEW.seq, NULL), iif(NEW.event_type = 1, f.at, NULL),
-           iif(NEW.event_type = 0, NEW.seq, NULL), iif(NEW.event_type = 0, f.at, NULL),
-           f.code, f.message, f.duration,
-           iif(f.duration > 0, f.at - f.duration / 1000.0, f.at)
-    FROM streams AS s,
-         (SELECT coalesce(NEW.event_time, NEW.received_at) AS at,
-                 CASE WHEN typeof(c) = 'integer' THEN c
-                      WHEN typeof(c) = 'real' AND c = CAST(c AS INTEGER) THEN CAST(c AS INTEGER)
-                      WHEN typeof(c) = 'text' AND trim(c) <> '' AND length(trim(c)) <= 18
-                           AND trim(c) NOT GLOB '*[^0-9]*' THEN CAST(trim(c) AS INTEGER)
-                 END AS code,
-                 iif(typeof(m) = 'text', m, NULL) AS message,
-                 CASE WHEN typeof(d) IN ('integer', 'real') AND d >= 0 AND d < 1e13
-                           THEN CAST(d AS INTEGER)
-                      WHEN typeof(d) = 'text' AND trim(d) <> '' AND length(trim(d)) <= 13
-                           AND trim(d) NOT GLOB '*[^0-9]*' THEN CAST(trim(d) AS INTEGER)
-                 END AS duration
-          FROM (SELECT iif(ok, json_extract(NEW.payload, '$.errcode'), NULL) AS c,
-                       iif(ok, json_extract(NEW.payload, '$.errmsg'), NULL) AS m,
-                       iif(ok, json_extract(NEW.payload, '$.push_duration'), NULL) AS d
-                FROM (SELECT NEW.event_type = 0 AND json_valid(NEW.payload) AS ok))) AS f
-    WHERE NEW.event_type IN (0, 1)
-      AND s.domain = coalesce(NEW.domain, '') AND s.app_name = coalesce(NEW.app_name, '')
-      AND s.stream_id = NEW.stream_id
-    ON CONFLICT (stream, session_key) DO UPDATE SET
-        -- The first begin and the first end of a session win; a begin that arrives after its
-        -- end replaces the start estimated from push_duration with the real one.
-        begin_seq = coalesce(begin_seq, excluded.begin_seq),
-        begin_time = coalesce(begin_time, excluded.begin_time),
-        started_at = iif(begin_seq IS NULL AND excluded.begin_seq IS NOT NULL,
-                         excluded.started_at, started_at),
-        end_seq = coalesce(end_seq, excluded.end_seq),
-        end_time = coalesce(end_time, excluded.end_time),
-        end_code = iif(end_seq IS NULL, excluded.end_code, end_code),
-        end_message = iif(end_seq IS NULL, excluded.end_message, end_message),
-        push_duration_ms = iif(end_seq IS NULL, excluded.push_duration_ms, push_duration_ms);
+    -- A begin sets the session's real start (replacing one estimated from its end).
+    UPDATE push_sessions SET
+        begin_seq = NEW.seq,
+        begin_time = coalesce(NEW.event_time, NEW.received_at),
+        started_at = coalesce(NEW.event_time, NEW.received_at)
+    WHERE NEW.event_type = 1 AND begin_seq IS NULL
+      AND stream = (
+          SELECT id FROM streams
+          WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
+            AND stream_id = NEW.stream_id)
+      AND session_key = coalesce(NEW.sequence, '#' || NEW.id);
+
+    -- An end brings errcode, errmsg and push_duration (numbers may arrive as strings; the
+    -- typeof() guards keep malformed values out instead of failing the insert).
+    UPDATE push_sessions SET
+        end_seq = NEW.seq,
+        end_time = coalesce(NEW.event_time, NEW.received_at),
+        (end_code, end_message, push_duration_ms) = (
+            SELECT CASE WHEN typeof(c) = 'integer' THEN c
+                        WHEN typeof(c) = 'real' AND c = CAST(c AS INTEGER)
+                             THEN CAST(c AS INTEGER)
+                        WHEN typeof(c) = 'text' AND trim(c) <> '' AND length(trim(c)) <= 18
+                             AND trim(c) NOT GLOB '*[^0-9]*' THEN CAST(trim(c) AS INTEGER)
+                   END,
+                   iif(typeof(m) = 'text', m, NULL),
+                   CASE WHEN typeof(d) IN ('integer', 'real') AND d >= 0 AND d < 1e13
+                             THEN CAST(d AS INTEGER)
+                        WHEN typeof(d) = 'text' AND trim(d) <> '' AND length(trim(d)) <= 13
+                             AND trim(d) NOT GLOB '*[^0-9]*' THEN CAST(trim(d) AS INTEGER)
+                   END
+            FROM (SELECT iif(ok, json_extract(NEW.payload, '$.errcode'), NULL) AS c,
+                         iif(ok AND json_type(NEW.payload, '$.errmsg') = 'text',
+                             json_extract(NEW.payload, '$.errmsg'), NULL) AS m,
+                         iif(ok, json_extract(NEW.payload, '$.push_duration'), NULL) AS d
+                  FROM (SELECT NEW.event_type = 0 AND json_valid(NEW.payload) AS ok)))
+    WHERE NEW.event_type = 0 AND end_seq IS NULL
+      AND stream = (
+          SELECT id FROM streams
+          WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
+            AND stream_id = NEW.stream_id)
+      AND session_key = coalesce(NEW.sequence, '#' || NEW.id);
+
+    -- A session known only from its end started push_duration before it.
+    UPDATE push_sessions SET started_at = end_time - push_duration_ms / 1000.0
+    WHERE NEW.event_type = 0 AND begin_seq IS NULL AND end_seq = NEW.seq
+      AND push_duration_ms > 0
+      AND stream = (
+          SELECT id FROM streams
+          WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
+            AND stream_id = NEW.stream_id)
+      AND session_key = coalesce(NEW.sequence, '#' || NEW.id);
 
     -- A stream is live when its most recent session (by start time, then first seen) has a
     -- begin and no end.
@@ -136,18 +170,20 @@ BEGIN
         last_begin = iif(NEW.event_type = 1
                          AND coalesce(last_begin < coalesce(NEW.event_time, NEW.received_at), 1),
                          coalesce(NEW.event_time, NEW.received_at), last_begin)
-    WHERE NEW.event_type IN (0, 1)
-      AND domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
+    WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
       AND stream_id = NEW.stream_id;
 
+    -- The stream's latest end, and why it happened.
     UPDATE streams SET
         (last_end, last_end_code, last_end_message) = (
             SELECT p.end_time, p.end_code, p.end_message FROM push_sessions AS p
-            WHERE p.stream = streams.id AND p.session_key = coalesce(NEW.sequence, '#' || NEW.id))
+            WHERE p.stream = streams.id AND p.end_seq = NEW.seq)
     WHERE NEW.event_type = 0
       AND domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
       AND stream_id = NEW.stream_id
-      AND coalesce(last_end <= coalesce(NEW.event_time, NEW.received_at), 1);
+      AND coalesce(last_end <= coalesce(NEW.event_time, NEW.received_at), 1)
+      AND EXISTS (SELECT 1 FROM push_sessions AS p
+                  WHERE p.stream = streams.id AND p.end_seq = NEW.seq);
 END;
 
 CREATE TRIGGER push_sessions_count AFTER INSERT ON push_sessions
@@ -155,18 +191,28 @@ BEGIN
     UPDATE streams SET sessions = sessions + 1 WHERE id = NEW.stream;
 END;
 
--- Every new event with a stream feeds the bookkeeping. A duplicate is ignored by the writer's
--- INSERT OR IGNORE before any AFTER INSERT trigger fires, so it is never counted twice.
-CREATE TRIGGER events_history AFTER INSERT ON events
-WHEN NEW.stream_id IS NOT NULL
+CREATE TRIGGER events_push_sessions AFTER INSERT ON events
+WHEN NEW.event_type IN (0, 1) AND NEW.stream_id IS NOT NULL
 BEGIN
-    INSERT INTO history_feed
-    VALUES (NEW.seq, NEW.id, NEW.event_type, NEW.kind, NEW.domain, NEW.app_name, NEW.stream_id,
+    INSERT INTO push_feed
+    VALUES (NEW.seq, NEW.id, NEW.event_type, NEW.domain, NEW.app_name, NEW.stream_id,
             NEW.event_time, NEW.sequence, NEW.received_at, NEW.payload);
 END;
 
--- Events stored before this migration, in storage order, through the same statements.
-INSERT INTO history_feed
-SELECT seq, id, event_type, kind, domain, app_name, stream_id, event_time, sequence, received_at,
+-- Events stored before this migration. Streams get their ids in first-seen order, as the
+-- triggers would have given them; sessions replay through the same statements, in order.
+INSERT INTO streams (domain, app_name, stream_id)
+SELECT coalesce(domain, ''), coalesce(app_name, ''), stream_id
+FROM events WHERE stream_id IS NOT NULL
+GROUP BY coalesce(domain, ''), coalesce(app_name, ''), stream_id
+ORDER BY min(seq);
+
+INSERT INTO stream_kinds (domain, app_name, stream_id, kind, events, last_received_at)
+SELECT coalesce(domain, ''), coalesce(app_name, ''), stream_id, kind, count(*), max(received_at)
+FROM events WHERE stream_id IS NOT NULL
+GROUP BY coalesce(domain, ''), coalesce(app_name, ''), stream_id, kind;
+
+INSERT INTO push_feed
+SELECT seq, id, event_type, domain, app_name, stream_id, event_time, sequence, received_at,
        payload
-FROM events WHERE stream_id IS NOT NULL ORDER BY seq;
+FROM events WHERE event_type IN (0, 1) AND stream_id IS NOT NULL ORDER BY seq;

@@ -219,11 +219,12 @@ def event_from_row(row: Any) -> Event:
 # --- streams ----------------------------------------------------------------------------------
 
 _STREAM_COLUMNS: Final = (
-    "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.events, s.last_begin,"
-    " s.last_end, s.last_end_code, s.last_end_message, s.last_received_at,"
-    " p.sequence AS current_sequence,"
-    " (SELECT json_group_object(k.kind, k.events) FROM stream_kinds AS k"
-    "  WHERE k.stream = s.id) AS event_counts"
+    "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.last_begin,"
+    " s.last_end, s.last_end_code, s.last_end_message, p.sequence AS current_sequence,"
+    " (SELECT json_object('events', sum(k.events), 'last', max(k.last_received_at),"
+    "   'kinds', json_group_object(k.kind, k.events)) FROM stream_kinds AS k"
+    "  WHERE k.domain = s.domain AND k.app_name = s.app_name AND k.stream_id = s.stream_id)"
+    " AS counts"
 )
 
 
@@ -268,7 +269,7 @@ async def list_streams(
 
 
 def _stream(row: Any) -> Stream:
-    counts = orjson.loads(row["event_counts"]) if row["event_counts"] else {}
+    counts = orjson.loads(row["counts"])
     return Stream(
         domain=row["domain"] or None,
         app_name=row["app_name"] or None,
@@ -281,9 +282,9 @@ def _stream(row: Any) -> Stream:
         end_reason=end_reason(row["last_end_code"]) if row["last_end"] is not None else None,
         end_message=row["last_end_message"],
         sessions=row["sessions"],
-        events=row["events"],
-        event_counts=dict(sorted(counts.items())),
-        last_received_at=utc(row["last_received_at"]),
+        events=counts["events"],
+        event_counts=dict(sorted(counts["kinds"].items())),
+        last_received_at=utc(counts["last"]),
     )
 
 

@@ -6,15 +6,27 @@ body exactly as CSS sent it, as a JSON object.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def utc(seconds: float | None) -> datetime | None:
-    """A stored unix time as an aware UTC datetime (None stays None)."""
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+    """A stored unix time as an aware UTC datetime, rounded down to the microsecond.
+
+    Down, never to the nearest: a client that passes an event's `received_at` back as
+    `received_since` must find that event again, and `until` it must exclude it.
+    """
+    if seconds is None:
+        return None
+    moment = _EPOCH + timedelta(microseconds=math.floor(seconds * 1_000_000))
+    while moment.timestamp() > seconds:
+        moment -= timedelta(microseconds=1)
+    return moment
 
 
 class Resource(BaseModel):

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from receiver import __version__
-from receiver.cli import migrate, serve
+from receiver.cli import events, migrate, serve, streams
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"receiver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, migrate):
+    for module in (serve, migrate, events, streams):
         module.register(commands)
     return parser
 
