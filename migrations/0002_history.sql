@@ -6,8 +6,8 @@
 -- CSS retries reorder callbacks, so a stream-end may be stored before its push-begin.
 --
 -- The triggers must never fail (a failing trigger would fail the callback's commit, and CSS
--- would retry it forever): every value is guarded with coalesce/typeof, there is no CHECK
--- constraint, and rows that may exist already are inserted with OR IGNORE.
+-- would retry it forever): they never parse the body, every value is guarded with coalesce,
+-- there is no CHECK constraint, and rows that may exist already are inserted with OR IGNORE.
 
 -- One row per (domain, app_name, stream_id) that has at least one event. '' stands for an
 -- event that carried no domain or app name (NULL is not usable in a unique key).
@@ -21,8 +21,7 @@ CREATE TABLE streams (
     sessions         INTEGER NOT NULL DEFAULT 0,
     last_begin       REAL,                       -- unix seconds of the latest push begin
     last_end         REAL,                       -- unix seconds of the latest stream end
-    last_end_code    INTEGER,                    -- its errcode (interruption reason)
-    last_end_message TEXT                        -- its errmsg
+    last_end_seq     INTEGER                     -- events.seq of it (errcode, errmsg: its body)
 );
 CREATE UNIQUE INDEX streams_identity ON streams (domain, app_name, stream_id);
 -- `?state=live`: the streams in one state, newest first; and a stream name on any domain.
@@ -51,10 +50,7 @@ CREATE TABLE push_sessions (
     begin_time       REAL,                -- its event_time (arrival time if it had none)
     end_seq          INTEGER,             -- events.seq of the stream end
     end_time         REAL,
-    end_code         INTEGER,             -- errcode of the stream end
-    end_message      TEXT,                -- errmsg of the stream end
-    push_duration_ms INTEGER,             -- push_duration of the stream end
-    started_at       REAL    NOT NULL     -- begin_time, else end_time - push_duration
+    started_at       REAL    NOT NULL     -- begin_time, else end_time: orders the sessions
 );
 CREATE UNIQUE INDEX push_sessions_key ON push_sessions (stream, session_key);
 -- The most recent session of a stream (its state) and the session listing, newest first.
@@ -67,7 +63,8 @@ CREATE INDEX events_stream_kind_time ON events (stream_id, domain, app_name, kin
 
 -- Every event with a stream is counted. Cost matters here: this runs inside the writer's
 -- transaction for every stored event, so it is three small statements without SQL function
--- calls; INSERT OR IGNORE followed by UPDATE measured several times cheaper than an upsert.
+-- calls; INSERT OR IGNORE followed by UPDATE measured several times cheaper than an upsert,
+-- and iif() than max(). bench/history.py prints what the triggers cost the write path.
 -- A duplicate is ignored by the writer's INSERT OR IGNORE before AFTER INSERT triggers fire,
 -- so it is never counted twice.
 CREATE TRIGGER events_stream_counts AFTER INSERT ON events
@@ -93,8 +90,7 @@ END;
 -- this file run exactly the same statements. The first begin and the first end of a session
 -- win, whatever order they arrive in.
 CREATE VIEW push_feed AS
-SELECT seq, id, event_type, domain, app_name, stream_id, event_time, sequence, received_at,
-       payload
+SELECT seq, id, event_type, domain, app_name, stream_id, event_time, sequence, received_at
 FROM events WHERE 0;
 
 CREATE TRIGGER push_feed_insert INSTEAD OF INSERT ON push_feed
@@ -109,7 +105,7 @@ BEGIN
     WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
       AND stream_id = NEW.stream_id;
 
-    -- A begin sets the session's real start (replacing one estimated from its end).
+    -- A begin sets the session's start (until it arrives, the end's time stands in for it).
     UPDATE push_sessions SET
         begin_seq = NEW.seq,
         begin_time = coalesce(NEW.event_time, NEW.received_at),
@@ -121,40 +117,13 @@ BEGIN
             AND stream_id = NEW.stream_id)
       AND session_key = coalesce(NEW.sequence, '#' || NEW.id);
 
-    -- An end brings errcode, errmsg and push_duration (numbers may arrive as strings; the
-    -- typeof() guards keep malformed values out instead of failing the insert).
+    -- errcode, errmsg and push_duration stay in the stream-end's body and are read from it
+    -- when a session is shown: JSON functions here measured at ~40 us for every stored event
+    -- (SQLite evaluated them whatever the WHEN clause), twice the cost of everything else.
     UPDATE push_sessions SET
         end_seq = NEW.seq,
-        end_time = coalesce(NEW.event_time, NEW.received_at),
-        (end_code, end_message, push_duration_ms) = (
-            SELECT CASE WHEN typeof(c) = 'integer' THEN c
-                        WHEN typeof(c) = 'real' AND c = CAST(c AS INTEGER)
-                             THEN CAST(c AS INTEGER)
-                        WHEN typeof(c) = 'text' AND trim(c) <> '' AND length(trim(c)) <= 18
-                             AND trim(c) NOT GLOB '*[^0-9]*' THEN CAST(trim(c) AS INTEGER)
-                   END,
-                   iif(typeof(m) = 'text', m, NULL),
-                   CASE WHEN typeof(d) IN ('integer', 'real') AND d >= 0 AND d < 1e13
-                             THEN CAST(d AS INTEGER)
-                        WHEN typeof(d) = 'text' AND trim(d) <> '' AND length(trim(d)) <= 13
-                             AND trim(d) NOT GLOB '*[^0-9]*' THEN CAST(trim(d) AS INTEGER)
-                   END
-            FROM (SELECT iif(ok, json_extract(NEW.payload, '$.errcode'), NULL) AS c,
-                         iif(ok AND json_type(NEW.payload, '$.errmsg') = 'text',
-                             json_extract(NEW.payload, '$.errmsg'), NULL) AS m,
-                         iif(ok, json_extract(NEW.payload, '$.push_duration'), NULL) AS d
-                  FROM (SELECT NEW.event_type = 0 AND json_valid(NEW.payload) AS ok)))
+        end_time = coalesce(NEW.event_time, NEW.received_at)
     WHERE NEW.event_type = 0 AND end_seq IS NULL
-      AND stream = (
-          SELECT id FROM streams
-          WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
-            AND stream_id = NEW.stream_id)
-      AND session_key = coalesce(NEW.sequence, '#' || NEW.id);
-
-    -- A session known only from its end started push_duration before it.
-    UPDATE push_sessions SET started_at = end_time - push_duration_ms / 1000.0
-    WHERE NEW.event_type = 0 AND begin_seq IS NULL AND end_seq = NEW.seq
-      AND push_duration_ms > 0
       AND stream = (
           SELECT id FROM streams
           WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
@@ -173,17 +142,14 @@ BEGIN
     WHERE domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
       AND stream_id = NEW.stream_id;
 
-    -- The stream's latest end, and why it happened.
+    -- The stream's latest end (why it happened is in that event's body).
     UPDATE streams SET
-        (last_end, last_end_code, last_end_message) = (
-            SELECT p.end_time, p.end_code, p.end_message FROM push_sessions AS p
-            WHERE p.stream = streams.id AND p.end_seq = NEW.seq)
+        last_end = coalesce(NEW.event_time, NEW.received_at),
+        last_end_seq = NEW.seq
     WHERE NEW.event_type = 0
       AND domain = coalesce(NEW.domain, '') AND app_name = coalesce(NEW.app_name, '')
       AND stream_id = NEW.stream_id
-      AND coalesce(last_end <= coalesce(NEW.event_time, NEW.received_at), 1)
-      AND EXISTS (SELECT 1 FROM push_sessions AS p
-                  WHERE p.stream = streams.id AND p.end_seq = NEW.seq);
+      AND coalesce(last_end <= coalesce(NEW.event_time, NEW.received_at), 1);
 END;
 
 CREATE TRIGGER push_sessions_count AFTER INSERT ON push_sessions
@@ -196,7 +162,7 @@ WHEN NEW.event_type IN (0, 1) AND NEW.stream_id IS NOT NULL
 BEGIN
     INSERT INTO push_feed
     VALUES (NEW.seq, NEW.id, NEW.event_type, NEW.domain, NEW.app_name, NEW.stream_id,
-            NEW.event_time, NEW.sequence, NEW.received_at, NEW.payload);
+            NEW.event_time, NEW.sequence, NEW.received_at);
 END;
 
 -- Events stored before this migration. Streams get their ids in first-seen order, as the
@@ -213,6 +179,5 @@ FROM events WHERE stream_id IS NOT NULL
 GROUP BY coalesce(domain, ''), coalesce(app_name, ''), stream_id, kind;
 
 INSERT INTO push_feed
-SELECT seq, id, event_type, domain, app_name, stream_id, event_time, sequence, received_at,
-       payload
+SELECT seq, id, event_type, domain, app_name, stream_id, event_time, sequence, received_at
 FROM events WHERE event_type IN (0, 1) AND stream_id IS NOT NULL ORDER BY seq;

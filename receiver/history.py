@@ -118,9 +118,9 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
     index = _events_index(query, kinds)
     direction = "DESC" if desc else "ASC"
     fetch = query.limit + 1  # one more than asked: tells whether another page exists
-    if kinds is not None and len(kinds) != 1 and kinds:
-        # Several kinds: one ordered, limited walk per kind, merged. A single `kind IN (...)`
-        # would sort every event of those kinds to find the first page.
+    if kinds and len(kinds) > 1 and index in ("events_kind_seq", "events_kind_time"):
+        # Several kinds on a kind index: one ordered, limited walk per kind, merged. A single
+        # `kind IN (...)` would sort every event of those kinds to find the first page.
         arms = []
         arm_params: list[object] = []
         for kind in kinds:
@@ -135,8 +135,8 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
     else:
         if kinds is not None:
             if kinds:
-                conditions.insert(0, "kind = ?")
-                params.insert(0, kinds[0])
+                conditions.insert(0, f"kind IN ({', '.join('?' * len(kinds))})")
+                params[:0] = kinds
             else:
                 conditions.insert(0, "0")  # kind and event_type contradict each other
         indexed = f" INDEXED BY {index}" if index else ""
@@ -220,7 +220,7 @@ def event_from_row(row: Any) -> Event:
 
 _STREAM_COLUMNS: Final = (
     "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.last_begin,"
-    " s.last_end, s.last_end_code, s.last_end_message, p.sequence AS current_sequence,"
+    " s.last_end, le.payload AS end_payload, p.sequence AS current_sequence,"
     " (SELECT json_object('events', sum(k.events), 'last', max(k.last_received_at),"
     "   'kinds', json_group_object(k.kind, k.events)) FROM stream_kinds AS k"
     "  WHERE k.domain = s.domain AND k.app_name = s.app_name AND k.stream_id = s.stream_id)"
@@ -253,7 +253,8 @@ def streams_page_sql(query: StreamQuery, after: int | None) -> Sql:
     direction = "DESC" if desc else "ASC"
     text = (
         f"SELECT {_STREAM_COLUMNS} FROM streams AS s{indexed}"
-        f" LEFT JOIN push_sessions AS p ON p.id = s.current_session{filters}"
+        f" LEFT JOIN push_sessions AS p ON p.id = s.current_session"
+        f" LEFT JOIN events AS le ON le.seq = s.last_end_seq{filters}"
         f" ORDER BY s.id {direction} LIMIT ?"
     )
     return Sql(text, (*params, query.limit + 1))
@@ -270,6 +271,7 @@ async def list_streams(
 
 def _stream(row: Any) -> Stream:
     counts = orjson.loads(row["counts"])
+    end = EndFacts.of(row["end_payload"])
     return Stream(
         domain=row["domain"] or None,
         app_name=row["app_name"] or None,
@@ -278,9 +280,9 @@ def _stream(row: Any) -> Stream:
         current_sequence=row["current_sequence"],
         last_begin=utc(row["last_begin"]),
         last_end=utc(row["last_end"]),
-        end_code=row["last_end_code"],
-        end_reason=end_reason(row["last_end_code"]) if row["last_end"] is not None else None,
-        end_message=row["last_end_message"],
+        end_code=end.code,
+        end_reason=end_reason(end.code) if row["last_end"] is not None else None,
+        end_message=end.message,
         sessions=row["sessions"],
         events=counts["events"],
         event_counts=dict(sorted(counts["kinds"].items())),
@@ -337,9 +339,8 @@ def sessions_page_sql(stream: int, desc: bool, limit: int, after: tuple[float, i
         params.extend(after)
     direction = "DESC" if desc else "ASC"
     text = (
-        "SELECT p.id, p.sequence, p.begin_time, p.end_seq, p.end_time, p.end_code,"
-        " p.end_message, p.push_duration_ms, p.started_at,"
-        " b.id AS begin_event_id, e.id AS end_event_id,"
+        "SELECT p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
+        " p.started_at, b.id AS begin_event_id, e.id AS end_event_id, e.payload AS end_payload,"
         " (SELECT n.started_at FROM push_sessions AS n INDEXED BY push_sessions_recent"
         "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
         "  ORDER BY n.started_at, n.id LIMIT 1) AS next_started_at"
@@ -427,26 +428,71 @@ def _session(
     totals: dict[str, int],
 ) -> Session:
     ended = row["end_seq"] is not None
+    end = EndFacts.of(row["end_payload"])
+    start = row["started_at"]
     duration: float | None = None
     if ended:
-        if row["push_duration_ms"] is not None:
-            duration = row["push_duration_ms"] / 1000
+        if end.duration_ms is not None:
+            duration = end.duration_ms / 1000
+            if row["begin_seq"] is None:  # known from its end only: it began push_duration earlier
+                start = row["end_time"] - duration
         else:
-            duration = max(0.0, row["end_time"] - row["started_at"])
+            duration = max(0.0, row["end_time"] - start)
     return Session(
         sequence=row["sequence"],
         state="live" if not ended and row["id"] == current else "ended",
-        start=utc(row["started_at"]),
+        start=utc(start),
         end=utc(row["end_time"]),
         duration_seconds=duration,
-        end_code=row["end_code"],
-        end_reason=end_reason(row["end_code"]) if ended else None,
-        end_message=row["end_message"],
+        end_code=end.code,
+        end_reason=end_reason(end.code) if ended else None,
+        end_message=end.message,
         begin_event_id=row["begin_event_id"],
         end_event_id=row["end_event_id"],
         counts=SessionCounts(**totals),
         **found,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EndFacts:
+    """What a stream-end body says about why and after how long the push ended.
+
+    Read leniently, like the event models: numbers may arrive as strings, and a value of the
+    wrong type is treated as absent rather than failing the whole answer.
+    """
+
+    code: int | None = None
+    message: str | None = None
+    duration_ms: int | None = None
+
+    @classmethod
+    def of(cls, payload: str | None) -> EndFacts:
+        if payload is None:
+            return cls()
+        body = orjson.loads(payload)
+        if not isinstance(body, dict):
+            return cls()
+        message = body.get("errmsg")
+        duration = _whole(body.get("push_duration"))
+        return cls(
+            code=_whole(body.get("errcode")),
+            message=message if isinstance(message, str) else None,
+            duration_ms=duration if duration is not None and duration >= 0 else None,
+        )
+
+
+def _whole(value: object) -> int | None:
+    """An integer from an int, an integral float or a string of digits; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 # --- shared -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from bench.history import Plan, synthetic_rows
 from receiver import history
 from receiver.db import connect
 from receiver.migrate import _statements, apply_migrations, load_migrations
-from receiver.queries import EventQuery, StreamQuery
+from receiver.queries import EventQuery, SessionQuery, StreamQuery
 from receiver.store import INSERT_EVENT
 
 TABLES = {
@@ -56,50 +57,64 @@ async def _insert(conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]) -> No
 async def test_backfill_builds_what_the_triggers_build(tmp_path: Path) -> None:
     rows = _rows()
     live = await connect(tmp_path / "live.db")
-    await apply_migrations(live)
-    for start in range(0, len(rows), 97):  # many small commits, like the writer's batches
-        await _insert(live, rows[start : start + 97])
-
     old = await connect(tmp_path / "old.db")
-    core = load_migrations()[0]
-    for statement in _statements(core.sql):
-        await old.execute(statement)
-    await old.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-        " applied_at REAL NOT NULL)"
-    )
-    await old.execute("INSERT INTO schema_migrations VALUES (1, 'events', 0)")
-    await _insert(old, rows)
-    applied = await apply_migrations(old)
-    assert [m.version for m in applied] == [2]
+    try:
+        await apply_migrations(live)
+        for start in range(0, len(rows), 97):  # many small commits, like the writer's batches
+            await _insert(live, rows[start : start + 97])
 
-    built, backfilled = await _tables(live), await _tables(old)
-    await live.close()
-    await old.close()
+        for statement in _statements(load_migrations()[0].sql):
+            await old.execute(statement)
+        await old.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at REAL NOT NULL)"
+        )
+        await old.execute("INSERT INTO schema_migrations VALUES (1, 'events', 0)")
+        await _insert(old, rows)
+        applied = await apply_migrations(old)
+        built, backfilled = await _tables(live), await _tables(old)
+    finally:
+        await live.close()
+        await old.close()
+    assert [m.version for m in applied] == [2]
     assert built == backfilled
     assert len(built["streams"]) == 31
     assert any(row[4] == "live" for row in built["streams"])
 
 
-async def test_duplicates_and_edge_cases_are_counted_once(tmp_path: Path) -> None:
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
     conn = await connect(tmp_path / "r.db")
-    await apply_migrations(conn)
-    await _insert(conn, _rows()[-3:])
-    (bare,) = await conn.execute_fetchall("SELECT * FROM streams")
+    try:
+        await apply_migrations(conn)
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def test_duplicates_and_edge_cases_are_counted_once(db: aiosqlite.Connection) -> None:
+    await _insert(db, _rows()[-3:])
+    (bare,) = await db.execute_fetchall("SELECT * FROM streams")
     assert (bare["domain"], bare["app_name"], bare["state"], bare["sessions"]) == (
         "",
         "",
         "ended",
         2,
     )
-    kinds = await conn.execute_fetchall("SELECT kind, events FROM stream_kinds ORDER BY kind")
+    kinds = await db.execute_fetchall("SELECT kind, events FROM stream_kinds ORDER BY kind")
     assert [tuple(k) for k in kinds] == [("stream_begin", 1), ("stream_end", 1)]
-    sessions = await conn.execute_fetchall(
-        "SELECT session_key, end_code, push_duration_ms, started_at FROM push_sessions ORDER BY id"
+    sessions = await db.execute_fetchall(
+        "SELECT session_key, begin_seq IS NULL, end_seq IS NULL, started_at"
+        " FROM push_sessions ORDER BY id"
     )
     # Without a sequence, a begin and an end cannot be matched: each is its own session.
-    assert [tuple(s) for s in sessions] == [("#x-1", None, None, 100.0), ("#x-2", 3, 1000, 199.0)]
-    await conn.close()
+    assert [tuple(s) for s in sessions] == [("#x-1", 0, 1, 100.0), ("#x-2", 1, 0, 200.0)]
+    key = await history.find_stream(db, "bare", None, None)
+    page = await history.list_sessions(db, key, SessionQuery())
+    newest, oldest = page.items
+    assert (newest.end_code, newest.duration_seconds) == (3, 1.0)  # "3" and "1000" as strings
+    assert newest.start.timestamp() == 199.0
+    assert oldest.state == "ended" and oldest.end is None  # superseded, its end never came
 
 
 QUERIES = [
