@@ -254,11 +254,12 @@ async def load(conn: aiosqlite.Connection, rows: Sequence[Row], batch: int = 50_
 
 
 async def core_only_database(path: Path) -> aiosqlite.Connection:
-    """A database with just the core migration (0001): the write path without history."""
+    """A database with every migration but the history one: the write path without it."""
     conn = await connect(path)
-    core = load_migrations()[0]
-    for statement in _statements(core.sql):
-        await conn.execute(statement)
+    for migration in load_migrations():
+        if migration.name != "history":
+            for statement in _statements(migration.sql):
+                await conn.execute(statement)
     return conn
 
 
