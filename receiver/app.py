@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from receiver import openapi
 from receiver.admission import BodyBudget
+from receiver.apiauth import api_auth_middleware
 from receiver.broker import broker_ctx
 from receiver.health import ComponentCheck
 from receiver.inflight import InFlight
@@ -27,7 +29,7 @@ from receiver.registration import auto_register_ctx, client_session_ctx
 from receiver.settings import Settings
 from receiver.storage import storage_ctx
 from receiver.tencent.autoregister import TencentSetup
-from receiver.views import callbacks, ops, replay
+from receiver.views import api, callbacks, ops, replay
 
 
 async def _not_started() -> ComponentCheck:
@@ -46,19 +48,25 @@ def create_app(
 ) -> web.Application:
     """Build the service. Nothing touches the disk or network until the app starts.
 
-    `settings.callback_keys` must not be empty: `receiver serve` fills it (from the environment
-    or a generated key file) before calling this; a missing key is a start-up error, never a
-    silent "accept everything". With `tencent_auto_register` on, `tencent` (the API credentials)
-    is required for the same reason.
+    `settings.callback_keys` and `settings.api_token` must be set: `receiver serve` fills them
+    (from the environment or generated files) before calling this; a missing secret is a
+    start-up error, never a silent "accept everything". With `tencent_auto_register` on,
+    `tencent` (the API credentials) is required for the same reason.
     """
     if not settings.callback_keys:
         raise ValueError("no callback key configured: set RECEIVER_CALLBACK_KEYS")
+    if settings.api_token is None:
+        raise ValueError("no API token configured: set RECEIVER_API_TOKEN")
     if settings.tencent_auto_register and tencent is None:
         raise ValueError(
             "auto-registration needs Tencent Cloud API credentials: set "
             "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
         )
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    # Errors wrap the API token check, so its refusals are answered as JSON like any other.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, api_auth_middleware],
+    )
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()
@@ -73,7 +81,9 @@ def create_app(
         # After storage, so shutdown stops registration before the database closes.
         app.cleanup_ctx.append(client_session_ctx)
         app.cleanup_ctx.append(auto_register_ctx)
+    openapi.setup(app)
     callbacks.setup_routes(app)
     ops.setup_routes(app)
+    api.setup_routes(app)
     replay.setup_routes(app)
     return app

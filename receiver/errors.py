@@ -6,7 +6,13 @@
     ├── PayloadTooLarge           413: body longer than RECEIVER_MAX_BODY_BYTES
     ├── BodyTimeout               408: the client did not send its body in time
     ├── StorageUnavailable        503: the event could not be committed, so CSS must retry
-    └── Overloaded                503: too many bodies are being received at once; retry
+    ├── Overloaded                503: too many bodies are being received at once; retry
+    └── ApiError                  a refused `/api` request, answered `{"error", "message"}`
+        ├── ApiBadRequest         400: a query parameter, body or cursor is not acceptable
+        ├── ApiUnauthorized       401: no or wrong `Authorization: Bearer <API token>`
+        ├── ApiNotFound           404: the event, stream or replay does not exist
+        ├── ApiConflict           409: the request conflicts with running work (a replay)
+        └── ApiUnavailable        503: the feature needs something that is off (the broker)
 
 Each refusal carries `reason`, the label of `receiver_refusals_total`, so that the metric, the log
 line and the JSON answer always agree.
@@ -14,6 +20,8 @@ line and the JSON answer always agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import ClassVar, Literal
 
 RefusalReason = Literal[
@@ -25,6 +33,8 @@ class ReceiverError(Exception):
     """A request failure with a precise status, machine name and message for the caller."""
 
     status: ClassVar[int] = 500
+    # Extra response headers (read-only: shared by every instance of the class).
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def __init__(self, error: str, message: str) -> None:
         super().__init__(message)
@@ -87,3 +97,34 @@ class Overloaded(ReceiverError):
         super().__init__(
             "overloaded", "too many request bodies are being received at once; retry later"
         )
+
+
+class ApiError(ReceiverError):
+    """A refused `/api/...` request. Its body has no `code`: that field exists only for CSS."""
+
+    def as_json(self) -> dict[str, object]:
+        return {"error": self.error, "message": self.message}
+
+
+class ApiBadRequest(ApiError):
+    status = 400
+
+
+class ApiUnauthorized(ApiError):
+    status = 401
+    # RFC 6750: tell the client which scheme the API expects.
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"WWW-Authenticate": 'Bearer realm="receiver"'}
+    )
+
+
+class ApiNotFound(ApiError):
+    status = 404
+
+
+class ApiConflict(ApiError):
+    status = 409
+
+
+class ApiUnavailable(ApiError):
+    status = 503

@@ -49,3 +49,13 @@ def get_ingestor(app: web.Application) -> Ingestor:
         raise RuntimeError(
             "the ingestor is not set up: create the app with receiver.app.create_app()"
         ) from None
+
+
+def get_reader(request: web.Request) -> aiosqlite.Connection:
+    """The read connection (WAL: reads never wait for the writer); set by the storage context."""
+    try:
+        return request.config_dict[READER]
+    except KeyError:
+        raise RuntimeError(
+            "the database is not open: create the app with receiver.app.create_app()"
+        ) from None

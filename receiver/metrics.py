@@ -22,6 +22,7 @@ class Metrics:
     commit_seconds: Histogram
     commit_batch_size: Histogram
     request_seconds: Histogram
+    api_refusals: Counter
     # Label children cached by key: `labels()` takes a lock and builds a tuple on every call.
     _children: dict[Any, Any] = field(default_factory=dict)
 
@@ -72,6 +73,12 @@ class Metrics:
                 "HTTP request handling time, by route.",
                 ["route"],
                 buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            api_refusals=Counter(
+                "receiver_api_refusals",
+                "/api requests refused, by reason (authorization_missing, token_mismatch, ...).",
+                ["reason"],
                 registry=registry,
             ),
         )

@@ -33,7 +33,6 @@ class PublishMetrics:
     failures: Counter
     unroutable: Counter
     replayed: Counter
-    api_refusals: Counter
     _oldest: _Oldest = field(default_factory=_Oldest)
 
     @classmethod
@@ -87,12 +86,6 @@ class PublishMetrics:
             replayed=Counter(
                 "receiver_replayed",
                 "Events re-published by a replay (x-replay: true) and confirmed.",
-                registry=registry,
-            ),
-            api_refusals=Counter(
-                "receiver_api_refusals",
-                "/api requests refused, by reason (token_missing, token_mismatch, ...).",
-                ["reason"],
                 registry=registry,
             ),
             _oldest=oldest,

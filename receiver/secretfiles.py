@@ -16,6 +16,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CALLBACK_KEY_FILE = "callback_key"
+API_TOKEN_FILE = "api_token"  # noqa: S105 - a file name, not a secret
 # The CSS console accepts at most 32 letters and digits; 32 of 62 symbols is ~190 bits.
 _ALPHABET = string.ascii_letters + string.digits
 

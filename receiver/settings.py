@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Bodies are read whole before authentication: this caps the memory they take at once.
     max_pending_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1 << 34)
     url_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token for every /api/... route; generated on first start if unset.",
+    )
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     writer_max_batch: int = Field(default=1000, ge=1, le=100_000)
     log_level: str = "INFO"
@@ -63,8 +68,6 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     publish_retry_max_seconds: float = Field(default=30.0, gt=0, le=30)
     outbox_stats_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
-    # Bearer token for /api (replay); unset: /api answers 503 rather than run unprotected.
-    api_token: SecretStr | None = None
 
     # Registration with Tencent CSS (`receiver tencent register`, auto-register at start). The API
     # credentials are not here: they use the SDK's own TENCENTCLOUD_* names (TencentCredentials).

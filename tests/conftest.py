@@ -15,7 +15,7 @@ from receiver.app import create_app
 from receiver.settings import Settings
 from tests.broker import RabbitNode
 from tests.fake_tencent import FakeTencent
-from tests.helpers import KEY, OLD_KEY
+from tests.helpers import API_TOKEN, KEY, OLD_KEY
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -42,6 +42,7 @@ def make_settings(database: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "callback_keys": [SecretStr(KEY), SecretStr(OLD_KEY)],
+            "api_token": SecretStr(API_TOKEN),
             "database": database,
             "host": "127.0.0.1",
         }

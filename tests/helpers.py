@@ -15,6 +15,7 @@ PAYLOADS = Path(__file__).parent / "payloads"
 KEY = "currentKey2024abc"
 OLD_KEY = "previousKey2023xyz"
 URL_TOKEN = "url-token-0123456789"
+API_TOKEN = "api-token-0123456789abcdef"
 
 
 def md5_sign(key: str, t: int) -> str:

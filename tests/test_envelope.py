@@ -122,8 +122,10 @@ def test_urls_are_masked() -> None:
 
 
 def test_broker_settings() -> None:
-    settings = Settings(amqp_url=SecretStr("amqp://u:p4ss@h/"), api_token=SecretStr("t0k"))
-    assert "p4ss" not in repr(settings) and "t0k" not in repr(settings)
+    settings = Settings(
+        amqp_url=SecretStr("amqp://u:p4ss@h/"), api_token=SecretStr("t0k3n-of-sixteen-chars")
+    )
+    assert "p4ss" not in repr(settings) and "t0k3n" not in repr(settings)
     assert settings.amqp_exchange == "css.events"
     assert settings.publish_in_flight == 256
     assert Settings(amqp_url=" ", api_token="").amqp_url is None

@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from receiver.app import create_app
 from receiver.cli.common import (
@@ -20,6 +21,7 @@ from receiver.cli.common import (
 )
 from receiver.keys import IN_FLIGHT, SETTINGS
 from receiver.registration import client_retry
+from receiver.secretfiles import API_TOKEN_FILE, load_or_create
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
 
@@ -45,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_app(settings: Settings) -> web.Application:
-    """The app `serve` runs: the callback key resolved, Tencent credentials loaded if needed."""
-    settings = with_callback_key(settings, on_created=_announce_key)
+    """The app `serve` runs: callback key and API token resolved (generated once if unset),
+    Tencent credentials loaded if auto-registration is on."""
+    settings = with_api_token(with_callback_key(settings, on_created=_announce_key))
     tencent = None
     if settings.tencent_auto_register:
         tencent = TencentSetup(load_credentials(), client_retry=client_retry(settings))
@@ -94,6 +97,25 @@ async def serve(app: web.Application, settings: Settings) -> None:
             log.warning("%d requests still in flight after the shutdown timeout", in_flight.count)
     finally:
         await runner.cleanup()
+
+
+def with_api_token(settings: Settings) -> Settings:
+    """Use the configured API token, or the generated one kept next to the database."""
+    if settings.api_token is not None:
+        return settings
+    path = settings.data_dir / API_TOKEN_FILE
+    # 43 letters and digits: about 256 bits, like a 32-byte random token.
+    token, created = load_or_create(path, length=43)
+    if created:
+        print(
+            f"Generated an API token and saved it to {path} (mode 0600):\n\n    {token}\n\n"
+            "Send it as 'Authorization: Bearer <token>' to the /api/... routes (or set "
+            "RECEIVER_API_TOKEN to your own). It is not shown again.",
+            flush=True,
+        )
+    else:
+        log.info("using the API token stored in %s", path)
+    return settings.model_copy(update={"api_token": SecretStr(token)})
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

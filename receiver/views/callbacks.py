@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated, Final, Literal
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from receiver.errors import BodyTimeout, Overloaded, PayloadTooLarge, Refusal
+from receiver.events import MODEL_BY_EVENT_TYPE, CssEvent
 from receiver.keys import BODY_BUDGET, METRICS, SETTINGS, get_ingestor
-from receiver.kinds import PATH_KINDS
+from receiver.kinds import KIND_BY_EVENT_TYPE, PATH_KINDS
+from receiver.openapi import Operation, Response, document
 
 # CSS only looks at the status; the body is what Tencent suggests replying.
 _OK = b'{"code":0}'
+_KINDS: Final = ", ".join(f"{number} {kind}" for number, kind in KIND_BY_EVENT_TYPE.items())
 
 
 async def receive_callback(request: web.Request) -> web.Response:
@@ -51,7 +56,79 @@ async def _read_body(request: web.Request) -> bytes:
         raise BodyTimeout(settings.body_read_timeout_seconds) from None
 
 
+class CallbackBody(BaseModel):
+    """What the service accepts: any JSON object with a non-negative integer `event_type`.
+
+    CSS's fields per kind are in the `components.schemas` named after each kind (StreamBegin,
+    RecordFile, ...); a body that does not fit its kind's model is still stored, never refused.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    event_type: int = Field(ge=0, description="Decides the kind: " + _KINDS)
+    t: int | None = Field(default=None, description="Signature expiry, unix seconds.")
+    sign: str | None = Field(default=None, description="md5(CallbackKey + str(t)), hex.")
+
+
+class CallbackAck(BaseModel):
+    """What CSS is answered for a stored event and for every duplicate of one."""
+
+    code: Literal[0]
+
+
+class CallbackRefusal(BaseModel):
+    code: int = Field(description="The HTTP status again (CSS only looks at the status).")
+    error: str = Field(description="Machine-readable reason, e.g. `signature_mismatch`.")
+    message: str
+
+
+class CallbackQuery(BaseModel):
+    token: str | None = Field(
+        default=None, description="RECEIVER_URL_TOKEN, when one is configured."
+    )
+
+
+class CallbackPath(BaseModel):
+    kind: Annotated[str, WithJsonSchema({"type": "string", "enum": list(PATH_KINDS)})] = Field(
+        description="Template slot this URL is configured in; metadata only."
+    )
+
+
+def _operation(summary: str, path: type[BaseModel] | None) -> Operation:
+    refusal = "Refused; `error` says why."
+    unknown_path = {404: Response("No such template slot in the path.", CallbackRefusal)}
+    return Operation(
+        summary=summary,
+        description="Verifies `sign == md5(CallbackKey + t)`, stores the body verbatim (the "
+        'body\'s `event_type` decides its kind), then answers 200 `{"code":0}`. Duplicates '
+        "are answered 200 and stored once. Content-Type is ignored.",
+        tag="callbacks",
+        path=path,
+        query=CallbackQuery,
+        body=CallbackBody,
+        body_description="A CSS event callback, as the template's URL receives it.",
+        models=(*MODEL_BY_EVENT_TYPE.values(), CssEvent),
+        responses={
+            200: Response("Stored, or a duplicate of a stored event.", CallbackAck),
+            400: Response(
+                f"{refusal} The body is not a JSON object with an event_type.", CallbackRefusal
+            ),
+            401: Response(f"{refusal} Signature or URL token missing or wrong.", CallbackRefusal),
+            408: Response(f"{refusal} The body arrived too slowly.", CallbackRefusal),
+            413: Response(f"{refusal} The body is too large.", CallbackRefusal),
+            503: Response("Not stored (CSS retries).", CallbackRefusal),
+            **(unknown_path if path is not None else {}),
+        },
+    )
+
+
+_ANY_KIND: Final = _operation("Receive a CSS callback of any kind", None)
+_ONE_KIND: Final = _operation("Receive a CSS callback (per-kind template URL)", CallbackPath)
+
+
 def setup_routes(app: web.Application) -> None:
     kinds = "|".join(PATH_KINDS)
     app.router.add_post("/callbacks", receive_callback, name="callbacks")
     app.router.add_post(f"/callbacks/{{kind:{kinds}}}", receive_callback, name="callbacks_kind")
+    document(app, "POST", "/callbacks", _ANY_KIND)
+    document(app, "POST", "/callbacks/{kind}", _ONE_KIND)

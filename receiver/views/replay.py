@@ -3,53 +3,60 @@
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
 
 import orjson
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from receiver.apiauth import require_api_token
-from receiver.errors import ReceiverError
-from receiver.keys import PUBLISH_METRICS, REPLAY_JOBS
+from receiver.errors import ApiBadRequest, ApiConflict, ApiNotFound, ApiUnavailable
+from receiver.keys import METRICS, REPLAY_JOBS
+from receiver.openapi import Operation, Response, document
 from receiver.publisher import BrokerUnavailable
 from receiver.replay import ReplayFilter
 from receiver.replayjobs import ReplayBusy, ReplayJobs
+from receiver.resources import ApiErrorBody, Resource
 
 log = logging.getLogger(__name__)
+
+
+class ReplayJobView(Resource):
+    """A replay job and its progress (`ReplayJob.as_json`)."""
+
+    id: str
+    state: str = Field(description="`running`, `done`, `failed` or `cancelled`.")
+    filter: dict[str, object] = Field(description="The selection, as given.")
+    matched: int = Field(description="Stored events that match the selection.")
+    published: int
+    unroutable: int
+    failed: int
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+
+
+class ReplayJobBody(Resource):
+    replay: ReplayJobView
+
+
+class ReplayPath(Resource):
+    job_id: str
+
 
 _MAX_BODY = 64 * 1024
 
 
-class ReplayInvalid(ReceiverError):
-    status: ClassVar[int] = 400
-
-
-class ReplayConflict(ReceiverError):
-    status: ClassVar[int] = 409
-
-
-class ReplayNotFound(ReceiverError):
-    status: ClassVar[int] = 404
-
-
-class BrokerNotAvailable(ReceiverError):
-    status: ClassVar[int] = 503
-
-
 async def start_replay(request: web.Request) -> web.Response:
     """Validate the filter, start the job; 202 with the job and its status URL."""
-    require_api_token(request)
     jobs = _jobs(request)
     selection = _parse_filter(request, await request.read())
     try:
         job = await jobs.start(selection)
     except ReplayBusy as exc:
-        raise ReplayConflict(
+        raise ApiConflict(
             "replay_running", f"replay {exc.running} is still running; wait for it to finish"
         ) from None
     except BrokerUnavailable as exc:
-        raise BrokerNotAvailable("broker_unavailable", str(exc)) from None
+        raise ApiUnavailable("broker_unavailable", str(exc)) from None
     location = request.app.router["replay_job"].url_for(job_id=job.id)
     return web.json_response(
         {"replay": job.as_json()}, status=202, headers={"Location": str(location)}
@@ -57,17 +64,16 @@ async def start_replay(request: web.Request) -> web.Response:
 
 
 async def replay_status(request: web.Request) -> web.Response:
-    require_api_token(request)
     job = _jobs(request).get(request.match_info["job_id"])
     if job is None:
-        raise ReplayNotFound("replay_not_found", "no replay with this id (finished ones expire)")
+        raise ApiNotFound("replay_not_found", "no replay with this id (finished ones expire)")
     return web.json_response({"replay": job.as_json()})
 
 
 def _jobs(request: web.Request) -> ReplayJobs:
     jobs = request.config_dict.get(REPLAY_JOBS)
     if jobs is None:
-        raise BrokerNotAvailable(
+        raise ApiUnavailable(
             "broker_disabled", "publishing is off: set RECEIVER_AMQP_URL to enable replays"
         )
     return jobs
@@ -83,9 +89,9 @@ def _parse_filter(request: web.Request, raw: bytes) -> ReplayFilter:
         return ReplayFilter.model_validate(data)
     except (orjson.JSONDecodeError, ValueError) as exc:
         message = _explain(exc)
-        request.config_dict[PUBLISH_METRICS].api_refusals.labels("replay_invalid").inc()
+        request.app[METRICS].api_refusals.labels("replay_invalid").inc()
         log.warning("refused replay request from %s: %s", request.remote, message)
-        raise ReplayInvalid("replay_invalid", message) from None
+        raise ApiBadRequest("replay_invalid", message) from None
 
 
 def _explain(exc: Exception) -> str:
@@ -101,6 +107,55 @@ def _explain(exc: Exception) -> str:
     return str(exc)
 
 
+_UNAUTHORIZED = Response(
+    "No `Authorization: Bearer <API token>`, or the wrong token.", ApiErrorBody
+)
+_UNAVAILABLE = Response(
+    "Publishing is off (no RECEIVER_AMQP_URL) or the broker is unreachable.", ApiErrorBody
+)
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/events/replay", start_replay, name="replay")
     app.router.add_get("/api/events/replay/{job_id}", replay_status, name="replay_job")
+    document(
+        app,
+        "POST",
+        "/api/events/replay",
+        Operation(
+            summary="Re-publish stored events",
+            description="Starts a background job that re-publishes the selected events with "
+            "their original `message_id` and the header `x-replay: true`. One job at a time.",
+            tag="replay",
+            body=ReplayFilter,
+            secured=True,
+            responses={
+                202: Response(
+                    "The job was started.",
+                    ReplayJobBody,
+                    headers={"Location": "Where to poll the job."},
+                ),
+                400: Response("The selection is not acceptable.", ApiErrorBody),
+                401: _UNAUTHORIZED,
+                409: Response("A replay is already running.", ApiErrorBody),
+                503: _UNAVAILABLE,
+            },
+        ),
+    )
+    document(
+        app,
+        "GET",
+        "/api/events/replay/{job_id}",
+        Operation(
+            summary="Progress of a replay job",
+            tag="replay",
+            path=ReplayPath,
+            secured=True,
+            responses={
+                200: Response("The job.", ReplayJobBody),
+                401: _UNAUTHORIZED,
+                404: Response("No replay with this id.", ApiErrorBody),
+                503: _UNAVAILABLE,
+            },
+        ),
+    )
