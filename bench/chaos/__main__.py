@@ -7,8 +7,9 @@
 
 Each scenario runs `receiver serve` as separate processes on loopback with its own SQLite file
 and prints one row: sent / acked / stored / published / lost / dup in queue. The exit code is 1
-if any promise was broken. Scenarios crash, outage, broker-restart and storm publish to a private
-RabbitMQ node (started for the run, always stopped) and audit a queue bound before any traffic.
+if any promise was broken. Scenarios crash, outage, broker-restart, storm and disk publish to a
+private RabbitMQ node (started for the run, always stopped) and audit a queue bound before any
+traffic.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tests.broker import RabbitNode
 # (work directory, CI sizes?, the run's RabbitMQ node if the scenario publishes) -> rows
 Scenario = Callable[[Path, bool, RabbitNode | None], Awaitable[list[Findings]]]
 ROOT = Path(__file__).resolve().parents[2]
-PUBLISHING = frozenset({"crash", "outage", "broker-restart", "storm"})
+PUBLISHING = frozenset({"crash", "outage", "broker-restart", "storm", "disk"})
 
 
 async def crash(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
@@ -67,7 +68,7 @@ async def disk(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Fi
         plan = DiskPlan(
             mechanism=mechanism, events=250 if quick else 1500, outage_seconds=2 if quick else 5
         )
-        results.append(await disk_trouble(workdir, plan))
+        results.append(await disk_trouble(workdir, plan, rabbit))
     return results
 
 

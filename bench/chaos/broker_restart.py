@@ -68,7 +68,7 @@ async def broker_restart(workdir: Path, plan: RestartPlan, rabbit: RabbitNode) -
             done = asyncio.Event()
             live = asyncio.create_task(sender.run(_until(factory, done), rate=plan.live_rate))
             try:
-                for crash in plan.crashes:
+                for n, crash in enumerate(plan.crashes, 1):
                     await asyncio.to_thread(rabbit.stop)
                     await sender.run(factory.make(plan.backlog), rate=plan.rate)
                     await _start_until_burst(rabbit, database)
@@ -77,10 +77,11 @@ async def broker_restart(workdir: Path, plan: RestartPlan, rabbit: RabbitNode) -
                     marked, unpublished, _ = await asyncio.to_thread(outbox, database)
                     snapshots.append(Snapshot(crash, frozenset(marked), unpublished))
                     await asyncio.to_thread(rabbit.start)
+                    await outbox_drains(findings, database, f"after crash {n}")
             finally:
                 done.set()
                 await live
-            await outbox_drains(findings, database)
+            await outbox_drains(findings, database, "after the load")
             await common.stop(process, findings)
         audit(findings, sender.ledger, database)
         delivered = await pub.drain()
