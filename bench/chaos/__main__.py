@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from bench.chaos import broker
@@ -49,7 +50,9 @@ async def crash(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[F
 async def outage(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
     assert rabbit is not None
     plan = outages.QUICK if quick else outages.OutagePlan()
-    return [await outages.broker_outage(workdir, plan, rabbit)]
+    stopped = await outages.broker_outage(workdir / "stop", plan, rabbit)
+    frozen = replace(plan, mode="freeze")
+    return [stopped, await outages.broker_outage(workdir / "freeze", frozen, rabbit)]
 
 
 async def restart(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
@@ -92,6 +95,19 @@ SCENARIOS: dict[str, Scenario] = {
     "hostile": hostile,
     "shutdown": shutdown,
 }
+
+
+async def run(name: str, workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
+    """One scenario; if it breaks down (a deadline passed, a process died), that is a failed
+    row in the table, not a traceback that hides the other scenarios' figures."""
+    started = time.monotonic()
+    try:
+        return await SCENARIOS[name](workdir, quick, rabbit)
+    except Exception as exc:
+        findings = Findings(name)
+        findings.check("the scenario ran to its end", False, f"{type(exc).__name__}: {exc}"[:800])
+        findings.seconds = time.monotonic() - started
+        return [findings]
 
 
 def fuzz(workdir: Path, seconds: int) -> Findings:
@@ -166,7 +182,7 @@ async def main(argv: list[str] | None = None) -> int:
             for name in names:
                 print(f"running {name} ...", file=sys.stderr, flush=True)
                 node = rabbit if name in PUBLISHING else None
-                results += await SCENARIOS[name](workdir / name, args.quick, node)
+                results += await run(name, workdir / name, args.quick, node)
         if args.fuzz_seconds and "hostile" in names:
             print("running atheris ...", file=sys.stderr, flush=True)
             results.append(await asyncio.to_thread(fuzz, workdir / "fuzz", args.fuzz_seconds))

@@ -3,8 +3,10 @@
 Callbacks must still be answered 200 (and stored) while the broker is down, `/readyz` must say
 `degraded` with a growing backlog, and once the broker is back every acknowledged event must be
 in the consumer queue, each stream in storage order once duplicates are dropped by message_id.
-The broker is stopped for real (its AMQP port closes); the outage lasts until a set number of
-callbacks were acknowledged without it, plus the broker's own start-up time.
+The broker is stopped for real (its AMQP port closes), or frozen (SIGSTOP: connections stay
+open and nothing answers, so only the relay's timeouts notice); the outage lasts until a set
+number of callbacks were acknowledged without it (and, frozen, until the relay gave up on it),
+plus the broker's own start-up time.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.chaos import common
-from bench.chaos.broker import publishing
+from bench.chaos.broker import publishing, wait_relay_down
 from bench.chaos.cssload import CssSender, EventFactory
 from bench.chaos.delivery import audit_delivery, outbox_drains
 from bench.chaos.report import Findings, audit
@@ -32,6 +34,7 @@ class OutagePlan:
     before: int = 800  # acknowledged before the broker stops
     during: int = 1500  # acknowledged while it is stopped (then it starts again)
     speedup: float = 20.0
+    mode: Literal["stop", "freeze"] = "stop"
 
 
 QUICK = OutagePlan(events=900, rate=150, before=200, during=250)  # CI size
@@ -39,7 +42,8 @@ QUICK = OutagePlan(events=900, rate=150, before=200, during=250)  # CI size
 
 async def broker_outage(workdir: Path, plan: OutagePlan, rabbit: RabbitNode) -> Findings:
     started = time.monotonic()
-    findings = Findings("2 broker outage under load")
+    title = "stopped" if plan.mode == "stop" else "frozen (SIGSTOP)"
+    findings = Findings(f"2 broker outage under load: {title}")
     database = workdir / "outage" / "receiver.db"
     async with publishing(rabbit) as pub:
         assert pub is not None
@@ -52,13 +56,15 @@ async def broker_outage(workdir: Path, plan: OutagePlan, rabbit: RabbitNode) -> 
             load = asyncio.create_task(sender.run(EventFactory().make(plan.events), rate=plan.rate))
             await asyncio.wait_for(sender.ledger.wait_acked(plan.before), ACK_DEADLINE_SECONDS)
             down = time.monotonic()
-            await asyncio.to_thread(rabbit.stop)
+            await asyncio.to_thread(rabbit.stop if plan.mode == "stop" else rabbit.pause)
             at_stop = len(acked)
             await asyncio.wait_for(
                 sender.ledger.wait_acked(at_stop + plan.during), ACK_DEADLINE_SECONDS
             )
+            if plan.mode == "freeze":
+                await wait_relay_down(session, process.url)  # its publish timeouts expired
             status, report = await common.get_json(session, f"{process.url}/readyz")
-            await asyncio.to_thread(rabbit.start)
+            await asyncio.to_thread(rabbit.start if plan.mode == "stop" else rabbit.resume)
             during = len(acked) - at_stop
             outage = time.monotonic() - down
             await load
@@ -67,8 +73,9 @@ async def broker_outage(workdir: Path, plan: OutagePlan, rabbit: RabbitNode) -> 
         audit(findings, sender.ledger, database)
         audit_delivery(findings, sender.ledger, database, await pub.drain())
     _check_degraded(findings, status, report)
+    how = "stop, {} acks, start-up" if plan.mode == "stop" else "SIGSTOP, {} acks, SIGCONT"
     findings.notes.append(
-        f"broker down {outage:.1f} s (stop, {plan.during} acks, start-up); {during} events "
+        f"broker down {outage:.1f} s ({how.format(plan.during)}); {during} events "
         f"acknowledged meanwhile, all answered without it"
     )
     findings.check(
