@@ -1,14 +1,15 @@
 """`python -m bench.chaos`: break the real service for real and print what was lost.
 
     python -m bench.chaos                  # every scenario at full size (a few minutes)
-    python -m bench.chaos crash storm      # some of them
+    python -m bench.chaos crash outage     # some of them
     python -m bench.chaos --quick          # CI sizes
     python -m bench.chaos --fuzz-seconds 300
 
 Each scenario runs `receiver serve` as separate processes on loopback with its own SQLite file
 and prints one row: sent / acked / stored / published / lost / dup in queue. The exit code is 1
-if any promise was broken. The broker scenarios (2, 3) and the `published` and `dup in queue`
-figures come with the RabbitMQ outbox; they print `n/a` until then.
+if any promise was broken. Scenarios crash, outage, broker-restart, storm and disk publish to a
+private RabbitMQ node (started for the run, always stopped) and audit a queue bound before any
+traffic.
 """
 
 from __future__ import annotations
@@ -20,56 +21,93 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 
-from bench.chaos.crash import CrashPlan, crash_under_load
+from bench.chaos import broker
+from bench.chaos import broker_restart as restarts
+from bench.chaos import crash as crashes
+from bench.chaos import outage as outages
 from bench.chaos.disk_trouble import DiskPlan, disk_trouble
 from bench.chaos.hostile import HostilePlan, hostile_input
 from bench.chaos.report import Findings, render
 from bench.chaos.shutdown import ShutdownPlan, graceful_shutdown
 from bench.chaos.storm import StormPlan, retry_storm
+from tests.broker import RabbitNode
 
-Scenario = Callable[[Path, bool], Awaitable[list[Findings]]]
+# (work directory, CI sizes?, the run's RabbitMQ node if the scenario publishes) -> rows
+Scenario = Callable[[Path, bool, RabbitNode | None], Awaitable[list[Findings]]]
 ROOT = Path(__file__).resolve().parents[2]
+PUBLISHING = frozenset({"crash", "outage", "broker-restart", "storm", "disk"})
 
 
-async def crash(workdir: Path, quick: bool) -> list[Findings]:
-    plan = CrashPlan(events=400, rate=150, crashes=3) if quick else CrashPlan()
-    return [await crash_under_load(workdir, plan)]
+async def crash(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
+    plan = crashes.QUICK if quick else crashes.CrashPlan()
+    return [await crashes.crash_under_load(workdir, plan, rabbit)]
 
 
-async def storm(workdir: Path, quick: bool) -> list[Findings]:
-    return [await retry_storm(workdir, StormPlan(restart=True))]
+async def outage(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
+    assert rabbit is not None
+    plan = outages.QUICK if quick else outages.OutagePlan()
+    stopped = await outages.broker_outage(workdir / "stop", plan, rabbit)
+    frozen = replace(plan, mode="freeze")
+    return [stopped, await outages.broker_outage(workdir / "freeze", frozen, rabbit)]
 
 
-async def disk(workdir: Path, quick: bool) -> list[Findings]:
+async def restart(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
+    assert rabbit is not None
+    plan = restarts.QUICK if quick else restarts.RestartPlan()
+    return [await restarts.broker_restart(workdir, plan, rabbit)]
+
+
+async def storm(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
+    return [await retry_storm(workdir, StormPlan(restart=True), rabbit)]
+
+
+async def disk(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
     results = []
     for mechanism in ("filesystem", "readonly", "fsize"):
         plan = DiskPlan(
             mechanism=mechanism, events=250 if quick else 1500, outage_seconds=2 if quick else 5
         )
-        results.append(await disk_trouble(workdir, plan))
+        results.append(await disk_trouble(workdir, plan, rabbit))
     return results
 
 
-async def hostile(workdir: Path, quick: bool) -> list[Findings]:
+async def hostile(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
     full = HostilePlan(examples=3000, oversized=100, slow=100, flood=500)
     plan = HostilePlan() if quick else full
     return [await asyncio.to_thread(hostile_input, workdir, plan)]
 
 
-async def shutdown(workdir: Path, quick: bool) -> list[Findings]:
+async def shutdown(workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
     rounds = 1 if quick else 5
     return [await graceful_shutdown(workdir / str(n), ShutdownPlan()) for n in range(rounds)]
 
 
 SCENARIOS: dict[str, Scenario] = {
     "crash": crash,
+    "outage": outage,
+    "broker-restart": restart,
     "storm": storm,
     "disk": disk,
     "hostile": hostile,
     "shutdown": shutdown,
 }
+
+
+async def run(name: str, workdir: Path, quick: bool, rabbit: RabbitNode | None) -> list[Findings]:
+    """One scenario; if it breaks down (a deadline passed, a process died), that is a failed
+    row in the table, not a traceback that hides the other scenarios' figures."""
+    started = time.monotonic()
+    try:
+        return await SCENARIOS[name](workdir, quick, rabbit)
+    except Exception as exc:
+        findings = Findings(name)
+        findings.check("the scenario ran to its end", False, f"{type(exc).__name__}: {exc}"[:800])
+        findings.seconds = time.monotonic() - started
+        return [findings]
 
 
 def fuzz(workdir: Path, seconds: int) -> Findings:
@@ -136,9 +174,15 @@ async def main(argv: list[str] | None = None) -> int:
     results: list[Findings] = []
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         workdir = Path(tmp)
-        for name in names:
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            results += await SCENARIOS[name](workdir / name, args.quick)
+        async with AsyncExitStack() as stack:
+            rabbit = None
+            if PUBLISHING & set(names):
+                print("starting RabbitMQ ...", file=sys.stderr, flush=True)
+                rabbit = await stack.enter_async_context(broker.node(workdir / "rabbitmq"))
+            for name in names:
+                print(f"running {name} ...", file=sys.stderr, flush=True)
+                node = rabbit if name in PUBLISHING else None
+                results += await run(name, workdir / name, args.quick, node)
         if args.fuzz_seconds and "hostile" in names:
             print("running atheris ...", file=sys.stderr, flush=True)
             results.append(await asyncio.to_thread(fuzz, workdir / "fuzz", args.fuzz_seconds))

@@ -2,7 +2,9 @@
 
 Three ways to crash, chosen at random: the HTTP process alone (its writer sees the pipe close,
 commits what it has and exits), the writer process alone (the service answers 503 and restarts
-it), or both at once (a container killed). CSS keeps sending and retrying throughout.
+it), or both at once (a container killed). CSS keeps sending and retrying throughout. With a
+broker, publishing is on all along: every acknowledged event must also reach the audit queue
+after the restarts (a kill between a confirm and its mark may duplicate it, same message_id).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.chaos import common
+from bench.chaos.broker import publishing
 from bench.chaos.cssload import RETRY_POLICIES, CssSender, EventFactory
+from bench.chaos.delivery import audit_delivery, outbox_drains
 from bench.chaos.report import Findings, audit
+from tests.broker import RabbitNode
 from tests.service import ServiceProcess
 
 VICTIMS = ("service", "writer", "both")
@@ -35,14 +40,49 @@ class CrashPlan:
     seed: int | None = None
 
 
-async def crash_under_load(workdir: Path, plan: CrashPlan) -> Findings:
+QUICK = CrashPlan(events=400, rate=150, crashes=3)  # CI size (tests/reliability)
+
+
+async def crash_under_load(
+    workdir: Path, plan: CrashPlan, rabbit: RabbitNode | None = None
+) -> Findings:
+    """Scenario 1; with `rabbit`, publishing is on and the queue is audited too."""
     started = time.monotonic()
     seed = plan.seed if plan.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
     findings = Findings("1 crash (kill -9) under load")
     database = workdir / "crash" / "receiver.db"
-    process = common.service(database)
     kills: list[str] = []
+    async with publishing(rabbit) as pub:
+        process = common.service(database, **(pub.env() if pub else {}))
+        sender = await _crash(process, plan, rng, kills, findings)
+        audit(findings, sender.ledger, database)
+        if pub is not None:
+            audit_delivery(findings, sender.ledger, database, await pub.drain())
+    findings.notes.append(f"seed {seed}; {len(kills)} kills: " + ", ".join(kills))
+    findings.check(
+        "crashes happened under load", len(kills) == plan.crashes, f"{len(kills)} of {plan.crashes}"
+    )
+    # CSS tries subtitles (338) and smart erase (347) only 3 times: an outage can outlast that.
+    persistent = {t: n for t, n in sender.ledger.gave_up_types.items() if n and t not in SHORT}
+    findings.check(
+        "CSS's retries delivered every event it retries >= 5 times",
+        not persistent,
+        f"given up, by event_type: {dict(sender.ledger.gave_up_types) or 'none'}",
+    )
+    findings.check("no 500", findings.outcomes["500"] == 0, f"{findings.outcomes['500']} x 500")
+    findings.seconds = time.monotonic() - started
+    return findings
+
+
+async def _crash(
+    process: ServiceProcess,
+    plan: CrashPlan,
+    rng: random.Random,
+    kills: list[str],
+    findings: Findings,
+) -> CssSender:
+    """Load with kills at random moments; then the outbox drains (if publishing) and a stop."""
     async with common.running(process), common.client() as session:
         sender = CssSender(
             session, process.url, common.KEY, token=common.TOKEN, speedup=plan.speedup
@@ -68,22 +108,10 @@ async def crash_under_load(workdir: Path, plan: CrashPlan) -> Findings:
                 await common.start(process)
             kills.append(f"{victim} ({time.monotonic() - restart:.1f} s down)")
         await load
+        if "RECEIVER_AMQP_URL" in process.env:
+            await outbox_drains(findings, process.database)
         await common.stop(process, findings)
-    audit(findings, sender.ledger, database)
-    findings.notes.append(f"seed {seed}; {len(kills)} kills: " + ", ".join(kills))
-    findings.check(
-        "crashes happened under load", len(kills) == plan.crashes, f"{len(kills)} of {plan.crashes}"
-    )
-    # CSS tries subtitles (338) and smart erase (347) only 3 times: an outage can outlast that.
-    persistent = {t: n for t, n in sender.ledger.gave_up_types.items() if n and t not in SHORT}
-    findings.check(
-        "CSS's retries delivered every event it retries >= 5 times",
-        not persistent,
-        f"given up, by event_type: {dict(sender.ledger.gave_up_types) or 'none'}",
-    )
-    findings.check("no 500", findings.outcomes["500"] == 0, f"{findings.outcomes['500']} x 500")
-    findings.seconds = time.monotonic() - started
-    return findings
+    return sender
 
 
 async def _kill(process: ServiceProcess, victim: str) -> None:

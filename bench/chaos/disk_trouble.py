@@ -20,9 +20,12 @@ from typing import Literal
 import aiohttp
 
 from bench.chaos import common
+from bench.chaos.broker import publishing
 from bench.chaos.cssload import RETRY_POLICIES, CssSender, EventFactory
+from bench.chaos.delivery import audit_delivery, outbox_drains
 from bench.chaos.disk import DiskTrouble, FileSizeLimit, FullFilesystem, ReadOnlyFiles, Unavailable
 from bench.chaos.report import Findings, audit
+from tests.broker import RabbitNode
 from tests.service import ServiceProcess
 
 Mechanism = Literal["filesystem", "readonly", "fsize"]
@@ -42,7 +45,8 @@ class DiskPlan:
     speedup: float = 30.0  # 1 min -> 2 s: the outage stays well inside CSS's retry window
 
 
-async def disk_trouble(workdir: Path, plan: DiskPlan) -> Findings:
+async def disk_trouble(workdir: Path, plan: DiskPlan, rabbit: RabbitNode | None = None) -> Findings:
+    """Scenario 5; with `rabbit`, publishing is on: refused marks must not lose or fake one."""
     started = time.monotonic()
     findings = Findings(f"5 disk trouble: {plan.mechanism}")
     with _location(workdir / f"disk-{plan.mechanism}", plan.mechanism, findings) as (
@@ -50,50 +54,59 @@ async def disk_trouble(workdir: Path, plan: DiskPlan) -> Findings:
         trouble,
     ):
         findings.notes.append(f"mechanism: {trouble.name}")
-        process = common.service(database)
-        async with common.running(process), common.client() as session:
-            sender = CssSender(
-                session, process.url, common.KEY, token=common.TOKEN, speedup=plan.speedup
-            )
-            load = asyncio.create_task(sender.run(EventFactory().make(plan.events), rate=plan.rate))
-            await asyncio.wait_for(sender.ledger.wait_acked(plan.events // 5), 60)
-            writer = process.writer_pid()
-            restarts = plan.restart_during_outage and not isinstance(trouble, FileSizeLimit)
-            try:
-                trouble.break_disk(process)
-                broken_at = dict(sender.ledger.outcomes)
-                ready = await _wait_ready(session, process, want=503)
-                findings.check(
-                    "/readyz answers 503 fail while the disk is unwritable",
-                    ready == 503,
-                    f"last /readyz status {ready}",
+        async with publishing(rabbit) as pub:
+            process = common.service(database, **(pub.env() if pub else {}))
+            async with common.running(process), common.client() as session:
+                sender = CssSender(
+                    session, process.url, common.KEY, token=common.TOKEN, speedup=plan.speedup
                 )
-                await asyncio.sleep(plan.outage_seconds)  # the outage lasts; load goes on
-                if restarts:
-                    await _restart_both(process)
+                load = asyncio.create_task(
+                    sender.run(EventFactory().make(plan.events), rate=plan.rate)
+                )
+                await asyncio.wait_for(sender.ledger.wait_acked(plan.events // 5), 60)
+                writer = process.writer_pid()
+                restarts = plan.restart_during_outage and not isinstance(trouble, FileSizeLimit)
+                try:
+                    trouble.break_disk(process)
+                    broken_at = dict(sender.ledger.outcomes)
                     ready = await _wait_ready(session, process, want=503)
                     findings.check(
-                        "restarted on the bad disk, the service starts and reports fail",
+                        "/readyz answers 503 fail while the disk is unwritable",
                         ready == 503,
                         f"last /readyz status {ready}",
                     )
-                during = sender.ledger.outcomes.copy()
-                during.subtract(broken_at)
-            finally:
-                trouble.repair()
-            ready = await _wait_ready(session, process, want=200)
-            findings.check(
-                "/readyz recovers to 200 by itself", ready == 200, f"last /readyz status {ready}"
-            )
-            await load
-            if not restarts:
+                    await asyncio.sleep(plan.outage_seconds)  # the outage lasts; load goes on
+                    if restarts:
+                        await _restart_both(process)
+                        ready = await _wait_ready(session, process, want=503)
+                        findings.check(
+                            "restarted on the bad disk, the service starts and reports fail",
+                            ready == 503,
+                            f"last /readyz status {ready}",
+                        )
+                    during = sender.ledger.outcomes.copy()
+                    during.subtract(broken_at)
+                finally:
+                    trouble.repair()
+                ready = await _wait_ready(session, process, want=200)
                 findings.check(
-                    "the writer process was not restarted",
-                    process.writer_pid() == writer,
-                    "same writer pid throughout",
+                    "/readyz recovers to 200 by itself",
+                    ready == 200,
+                    f"last /readyz status {ready}",
                 )
-            await common.stop(process, findings)
-        audit(findings, sender.ledger, database)
+                await load
+                if not restarts:
+                    findings.check(
+                        "the writer process was not restarted",
+                        process.writer_pid() == writer,
+                        "same writer pid throughout",
+                    )
+                if pub is not None:
+                    await outbox_drains(findings, database)
+                await common.stop(process, findings)
+            audit(findings, sender.ledger, database)
+            if pub is not None:
+                audit_delivery(findings, sender.ledger, database, await pub.drain())
     findings.notes.append(
         "answers while unwritable: "
         + ", ".join(f"{k}x{v}" for k, v in sorted(during.items()) if v > 0)

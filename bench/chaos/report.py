@@ -1,8 +1,8 @@
 """What a scenario found, checked against the database, and the table that prints it.
 
 The columns are the issue's: sent / acknowledged / stored / published / lost / duplicated in
-queue. `published` and `dup in queue` stay `None` (printed `n/a`) until the RabbitMQ outbox is
-merged; a broker audit then fills them in the same `Findings` and the table needs no change.
+queue. `published` and `dup in queue` are filled by the broker audit (`bench.chaos.delivery`)
+in scenarios that publish; the others leave them `None`, printed `n/a`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,16 @@ from pathlib import Path
 from bench.chaos.cssload import ID_FIELD, Ledger
 
 NOT_YET: str = "n/a"
-NOT_YET_NOTE: str = (
-    "n/a: publishing to RabbitMQ (the outbox, issue 3) is not merged yet; the `published` and "
-    "`dup in queue` columns and the broker scenarios are added with it."
+FOOTNOTES: tuple[str, ...] = (
+    "published: distinct acknowledged events found in the scenario's audit queue (a durable "
+    "queue bound to css.# before any traffic, drained at the end), not what the database claims.",
+    "lost: acknowledged events missing from the database, plus (where publishing is on) "
+    "acknowledged events never delivered to the queue.",
+    "dup in queue: messages whose message_id was already seen (each checked to carry its "
+    "event's id); at-least-once delivery allows them after a crash or a lost confirm.",
+)
+NOT_PUBLISHING_NOTE: str = (
+    "n/a: publishing is off in that scenario (its promises are about storage and HTTP answers)."
 )
 
 
@@ -40,7 +47,8 @@ class Findings:
     attempts: int = 0
     acknowledged: int = 0
     stored: int = 0  # acknowledged events found in the database
-    lost: int = 0  # acknowledged, but not in the database
+    lost: int = 0  # acknowledged, but not in the database (or, publishing, not in the queue)
+    undelivered: int = 0  # the part of `lost` that is stored but never reached the queue
     dup_rows: int = 0  # events stored more than once (deduplication failed)
     gave_up: int = 0  # never acknowledged within CSS's retries: CSS would report them failed
     published: int | None = None
@@ -61,8 +69,11 @@ class Findings:
     def failures(self) -> list[str]:
         """Human sentences for everything that broke a promise (empty when `ok`)."""
         problems = [f"{c.name}: {c.detail}" for c in self.checks if not c.ok]
-        if self.lost:
-            problems.insert(0, f"{self.lost} acknowledged events are not in the database")
+        if self.undelivered:
+            problems.insert(0, f"{self.undelivered} acknowledged events never reached the queue")
+        if self.lost - self.undelivered:
+            missing = self.lost - self.undelivered
+            problems.insert(0, f"{missing} acknowledged events are not in the database")
         if self.dup_rows:
             problems.insert(0, f"{self.dup_rows} events are stored more than once")
         return problems
@@ -130,5 +141,7 @@ def render(results: Iterable[Findings]) -> str:
         out.append(f"{r.scenario} ({r.seconds:.1f} s):")
         out += [f"  - {note}" for note in r.notes]
         out += [f"  - [{'ok' if c.ok else 'FAILED'}] {c.name}: {c.detail}" for c in r.checks]
-    out += ["", NOT_YET_NOTE]
+    out += ["", *FOOTNOTES]
+    if any(r.published is None for r in results):
+        out.append(NOT_PUBLISHING_NOTE)
     return "\n".join(out)

@@ -1,4 +1,5 @@
-"""Scenario 4 at CI size: the same callback 100 times at once, and later again: one row."""
+"""Scenario 4 at CI size: the same callback 100 times at once, and later again: one row, and
+one published message."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ import pytest
 
 from bench.chaos.cssload import load_templates
 from bench.chaos.storm import StormPlan, retry_storm
+from tests.broker import RabbitNode
 
 
 @pytest.mark.timeout(180)
-async def test_retry_storm_stores_each_event_once_and_answers_every_copy_200(
-    tmp_path: Path,
+async def test_retry_storm_stores_and_publishes_each_event_once_and_answers_every_copy_200(
+    tmp_path: Path, rabbit: RabbitNode
 ) -> None:
-    findings = await retry_storm(tmp_path, StormPlan(copies=100, restart=True))
+    findings = await retry_storm(tmp_path, StormPlan(copies=100, restart=True), rabbit)
     assert findings.ok, findings.failures()
     kinds = len(load_templates())
-    assert findings.sent == findings.stored == kinds
+    assert findings.sent == findings.stored == findings.published == kinds
     assert findings.dup_rows == 0
+    assert findings.dup_in_queue == 0
     assert findings.outcomes["200"] == findings.attempts == kinds * 300
