@@ -145,6 +145,7 @@ async def raw(url: str, exchange: str, path: Path) -> float:
 async def relay(url: str, exchange: str, path: Path, events: int) -> float:
     """The outbox relay as the service runs it: read, publish, confirm, mark (writer process)."""
     read = await connect(path, readonly=True)
+    read.row_factory = None  # as the service opens the relay's reader (receiver.broker)
     writer = EventWriter(path)
     await writer.start()
     metrics = PublishMetrics.create(CollectorRegistry())
