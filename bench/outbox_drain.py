@@ -1,22 +1,23 @@
-"""Outbox drain rate against raw aio-pika confirmed publishing, on the same broker and bodies.
-
-    .venv/bin/python bench/outbox_drain.py amqp://guest:guest@127.0.0.1:5672/ [events] [rounds]
+"""Outbox drain rate against raw aio-pika confirmed publishing, on the same broker and messages.
 
 Builds a SQLite outbox of `events` screenshot callbacks (about 1 KiB each), then alternates:
 raw aio-pika (`Exchange.publish`, persistent, mandatory, 256 confirms in flight through a
-semaphore) and `OutboxRelay.publish_pending()` (read, publish, confirm, mark), each into a bound
-durable queue that is purged between runs. Prints msg/s per run and the median ratio.
+semaphore, the messages built beforehand) and `OutboxRelay.publish_pending()` (read, publish,
+confirm, and mark through the writer process), each into a bound durable queue that is purged
+between runs. The ratio is taken within each round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import orjson
@@ -33,6 +34,31 @@ from receiver.store import INSERT_EVENT
 from receiver.writer import EventWriter
 
 IN_FLIGHT = 256
+_BUILD_CHUNK = 10_000
+
+
+@dataclass
+class Drain:
+    """msg/s of each round, both sides."""
+
+    events: int
+    raw: list[float] = field(default_factory=list)
+    outbox: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return float(statistics.median(o / r for o, r in zip(self.outbox, self.raw, strict=True)))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "rounds": len(self.raw),
+            "raw_msg_per_s": round(statistics.median(self.raw), 1),
+            "outbox_msg_per_s": round(statistics.median(self.outbox), 1),
+            "ratio": round(self.ratio, 3),
+            "raw_runs": [round(r, 1) for r in self.raw],
+            "outbox_runs": [round(o, 1) for o in self.outbox],
+        }
 
 
 def body(n: int) -> str:
@@ -60,13 +86,14 @@ def body(n: int) -> str:
 async def build(path: Path, events: int) -> None:
     conn = await connect(path)
     await apply_migrations(conn)
-    rows = [
-        (str(uuid.uuid4()), 200, "snapshot", f"k{n}", "test.app", "live", f"stream-{n % 50}",
-         1622599925.0 + n, None, time.time(), None, None, body(n))
-        for n in range(events)
-    ]  # fmt: skip
     await conn.execute("BEGIN")
-    await conn.executemany(INSERT_EVENT, rows)
+    for start in range(0, events, _BUILD_CHUNK):
+        rows = [
+            (str(uuid.uuid4()), 200, "snapshot", f"k{n}", "test.app", "live", f"stream-{n % 50}",
+             1622599925.0 + n, None, time.time(), None, None, body(n))
+            for n in range(start, min(events, start + _BUILD_CHUNK))
+        ]  # fmt: skip
+        await conn.executemany(INSERT_EVENT, rows)
     await conn.execute("COMMIT")
     await conn.close()
 
@@ -115,8 +142,10 @@ async def raw(url: str, exchange: str, path: Path) -> float:
         return len(messages) / (time.perf_counter() - started)
 
 
-async def relay(url: str, exchange: str, path: Path) -> float:
+async def relay(url: str, exchange: str, path: Path, events: int) -> float:
+    """The outbox relay as the service runs it: read, publish, confirm, mark (writer process)."""
     read = await connect(path, readonly=True)
+    read.row_factory = None  # as the service opens the relay's reader (receiver.broker)
     writer = EventWriter(path)
     await writer.start()
     metrics = PublishMetrics.create(CollectorRegistry())
@@ -132,49 +161,57 @@ async def relay(url: str, exchange: str, path: Path) -> float:
     try:
         started = time.perf_counter()
         count = await outbox.publish_pending()
-        return count / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
     finally:
         await outbox.close()
         await writer.close()
         await read.close()
+    left = await _unpublished(path)
+    if count != events or left:
+        raise AssertionError(f"the relay took {count} of {events} events; {left} left unpublished")
+    return events / elapsed
 
 
-async def main(url: str, events: int, rounds: int) -> None:
-    path = Path(tempfile.mkdtemp()) / "bench.db"
-    await build(path, events)
-    exchange, queue_name = f"bench.{uuid.uuid4().hex[:8]}", f"bench.{uuid.uuid4().hex[:8]}"
-    connection = await aio_pika.connect(url)
-    channel = await connection.channel()
-    ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue(queue_name, durable=True)
-    await queue.bind(ex, "css.#")
-    ratios = []
+async def _unpublished(path: Path) -> int:
+    conn = await connect(path, readonly=True)
     try:
-        for n in range(rounds):
-            await queue.purge()
-            baseline = await raw(url, exchange, path)
-            await queue.purge()
-            await reset(path)
-            drained = await relay(url, exchange, path)
-            ratios.append(drained / baseline)
-            print(f"round {n + 1}: raw aio-pika {baseline:,.0f} msg/s, outbox {drained:,.0f} "
-                  f"msg/s, ratio {drained / baseline:.2f}", flush=True)  # fmt: skip
-            await reset(path)
-        print(f"median ratio outbox/raw: {statistics.median(ratios):.2f} ({events} events)")
+        async with conn.execute("SELECT count(*) FROM events WHERE published_at IS NULL") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None else -1
     finally:
-        await queue.delete(if_unused=False, if_empty=False)
-        await ex.delete()
-        await connection.close()
+        await conn.close()
 
 
-if __name__ == "__main__":
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    args = sys.argv[1:]
-    events = int(args[1]) if len(args) > 1 else 20000
-    rounds = int(args[2]) if len(args) > 2 else 3
-    asyncio.run(main(args[0], events, rounds))
+async def measure_drain(
+    url: str, *, events: int, rounds: int, log: Callable[[str], object] = print
+) -> Drain:
+    """`rounds` rounds of (raw aio-pika, outbox relay) over the same backlog of `events`."""
+    result = Drain(events)
+    with tempfile.TemporaryDirectory(prefix="bench-drain-") as scratch:
+        path = Path(scratch) / "drain.db"
+        log(f"  building an outbox of {events:,} events")
+        await build(path, events)
+        exchange, queue_name = f"bench.{uuid.uuid4().hex[:12]}", f"bench.{uuid.uuid4().hex[:12]}"
+        connection = await aio_pika.connect(url)
+        try:
+            channel = await connection.channel()
+            ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+            queue = await channel.declare_queue(queue_name, durable=True)
+            await queue.bind(ex, "css.#")
+            for n in range(rounds):
+                await queue.purge()
+                result.raw.append(await raw(url, exchange, path))
+                await queue.purge()
+                await reset(path)
+                drained = await relay(url, exchange, path, events)
+                result.outbox.append(drained)
+                await reset(path)
+                log(
+                    f"  round {n + 1}/{rounds}: raw aio-pika {result.raw[-1]:8,.0f} msg/s, "
+                    f"outbox {drained:8,.0f} msg/s, ratio {drained / result.raw[-1]:.2f}"
+                )
+            await queue.delete(if_unused=False, if_empty=False)
+            await ex.delete()
+        finally:
+            await connection.close()
+    return result

@@ -1,10 +1,17 @@
-"""Drive a server with wrk (Debian's package) and a Lua script that cycles unique signed bodies."""
+"""Drive a server with wrk (Debian's package) and a Lua script that cycles unique signed bodies.
+
+With a `rate`, the script paces requests through wrk's `delay()` hook: each wrk thread hands out
+send times `threads / rate` seconds apart from a monotonic clock (LuaJIT FFI), so the offered
+load is a steady rate, not "as fast as the server answers". wrk measures latency from when a
+request is written, so pacing never counts as latency.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import resource
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,73 +52,104 @@ function done(summary, latency, requests)
 end
 """
 
+_PACING = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+]]
+local clock = ffi.new("bench_timespec")
+local interval_ms = 1000.0 * %(threads)d / %(rate)f
+local next_ms = nil
+
+local function now_ms()
+  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000.0 + tonumber(clock.tv_nsec) / 1e6
+end
+
+function delay()
+  local now = now_ms()
+  -- After a stall, resume the schedule from now: no burst to catch up more than 100 ms.
+  if next_ms == nil or next_ms < now - 100 then next_ms = now end
+  local wait = next_ms - now
+  next_ms = next_ms + interval_ms
+  if wait < 0 then return 0 end
+  return wait
+end
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class WrkResult:
     requests: int
-    ok: int  # answered 200 (every non-200 counts in non2xx)
+    ok: int  # answered 200
+    non2xx: int
     errors: int  # socket errors and timeouts
     seconds: float
     p50_ms: float
     p99_ms: float
+    cpu_seconds: float  # wrk's own CPU: it shares the cores with the servers
 
     @property
     def rate(self) -> float:
         return self.ok / self.seconds
 
 
-def lua_script(templates: list[str], *, nonce: str, path: str = "/callbacks") -> str:
+def lua_script(
+    templates: list[str],
+    *,
+    nonce: str,
+    path: str = "/callbacks",
+    rate: float | None = None,
+    threads: int = 1,
+) -> str:
     """The wrk script: each template split at the placeholder, joined with a unique id."""
 
     def lua_list(parts: list[str]) -> str:
         return "{" + ",".join(f"[==[{p}]==]" for p in parts) + "}"
 
-    rendered = ",\n".join(lua_list(t.split(PLACEHOLDER)) for t in templates)
     for t in templates:
         if "]==]" in t:
             raise ValueError("a body template contains the Lua long-string terminator")
-    return _LUA % {"templates": rendered, "nonce": nonce, "path": path}
+    rendered = ",\n".join(lua_list(t.split(PLACEHOLDER)) for t in templates)
+    script = _LUA % {"templates": rendered, "nonce": nonce, "path": path}
+    if rate is not None:
+        script += _PACING % {"threads": threads, "rate": rate}
+    return script
 
 
-def run_wrk(
-    url: str, script: str, *, seconds: float, connections: int, threads: int = 2
+async def run_wrk(
+    url: str, script: str, *, seconds: float, connections: int, threads: int
 ) -> WrkResult:
     """Run wrk once against `url` and parse the figures its Lua `done()` prints."""
-    if shutil.which("wrk") is None:
+    wrk = shutil.which("wrk")
+    if wrk is None:
         raise RuntimeError("wrk is not installed: apt-get install -y wrk")
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
-        script_path = Path(handle.name)
-    try:
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t",
-                str(threads),
-                "-c",
-                str(connections),
-                "-d",
-                f"{max(1, round(seconds))}s",
-                "--timeout",
-                "20s",
-                "-s",
-                str(script_path),
-                url,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        script_path.unlink()
-    line = next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as scratch:
+        script_path = Path(scratch) / "load.lua"
+        script_path.write_text(script)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        process = await asyncio.create_subprocess_exec(
+            wrk,
+            *("-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s"),
+            *("--timeout", "20s", "-s", str(script_path), url),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {err.decode()[-2000:]}")
+    line = next(ln for ln in out.decode().splitlines() if ln.startswith("WRKJSON "))
     data = json.loads(line.removeprefix("WRKJSON "))
-    errors = data["connect"] + data["read"] + data["write"] + data["timeout"]
     return WrkResult(
         requests=data["requests"],
         ok=data["requests"] - data["non2xx"],
-        errors=errors,
+        non2xx=data["non2xx"],
+        errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
         seconds=data["duration_us"] / 1e6,
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
+        # Only wrk is reaped while it runs, so the children's usage grew by wrk's alone.
+        cpu_seconds=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
     )

@@ -72,6 +72,7 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     relay_task: asyncio.Task[None] | None = None
     if settings.amqp_url is not None:
         relay_reader = await connect(settings.database, readonly=True)
+        relay_reader.row_factory = None  # plain tuples, read in one round trip (fetch_tuples)
         relay = OutboxRelay(
             publisher=make_publisher(settings, metrics, name="receiver outbox"),
             reader=relay_reader,

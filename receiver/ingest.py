@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from receiver.errors import AuthenticationFailed, Refusal, StorageUnavailable
 from receiver.kinds import UNSIGNED_EVENT_TYPES, kind_of
 from receiver.metrics import Metrics
 from receiver.payload import parse_body, read_event_type
 from receiver.settings import Settings
-from receiver.signing import verify_signature, verify_token
-from receiver.writer import EventWriter, Stored, Submission
+from receiver.signing import SignatureVerifier, verify_token
+from receiver.writer import EventWriter, Stored
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     """What happened to an accepted callback: stored now, or a duplicate of a stored one."""
 
     kind: str
@@ -45,8 +44,7 @@ class Ingestor:
         keys = settings.key_values()
         if not keys:
             raise ValueError("no callback key configured: RECEIVER_CALLBACK_KEYS is required")
-        self._keys = keys
-        self._grace = settings.signature_grace_seconds
+        self._signatures = SignatureVerifier(keys, grace_seconds=settings.signature_grace_seconds)
         self._token = settings.url_token.get_secret_value() if settings.url_token else None
         self._writer = writer
         self._metrics = metrics
@@ -63,16 +61,10 @@ class Ingestor:
         Raises a `Refusal` (the caller counts it with `count_refusal`, knowing the peer) or
         `StorageUnavailable`.
         """
-        received = self._authenticate(raw, token)
-        kind = kind_of(received.number)
-        submission = Submission(
-            event_type=received.number,
-            payload=received.text,
-            received_at=self._clock(),
-            path_kind=path_kind,
-        )
+        number = self._authenticate(raw, token)
+        kind = kind_of(number)
         try:
-            stored = await self._writer.submit(submission)
+            stored = await self._writer.submit(number, raw, self._clock(), path_kind)
         except StorageUnavailable:
             self._metrics.callback(kind, "unavailable")
             raise
@@ -98,10 +90,11 @@ class Ingestor:
             refusal.message,
         )
 
-    def _authenticate(self, raw: bytes, token: str | None) -> _Body:
+    def _authenticate(self, raw: bytes, token: str | None) -> int:
+        """The body's event_type, once the body is known to come from CSS."""
         if self._token is not None:
             verify_token(token, self._token)
-        text, body = parse_body(raw)
+        body = parse_body(raw)
         number = read_event_type(body)
         if number in UNSIGNED_EVENT_TYPES:
             if self._token is None:
@@ -112,12 +105,5 @@ class Ingestor:
                     "URL token; set RECEIVER_URL_TOKEN and add ?token=... to its callback URL",
                 )
         else:
-            verify_signature(body, self._keys, now=self._clock(), grace_seconds=self._grace)
-        return _Body(number=number, body=body, text=text)
-
-
-@dataclass(frozen=True, slots=True)
-class _Body:
-    number: int
-    body: dict[str, object]
-    text: str
+            self._signatures.verify(body, now=self._clock())
+        return number

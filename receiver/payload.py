@@ -19,26 +19,31 @@ MAX_EVENT_TYPE = 2**31 - 1
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
 
 
-def parse_body(raw: bytes) -> tuple[str, dict[str, Any]]:
-    """Decode `raw` as UTF-8 and parse it as a JSON object; raise `PayloadInvalid` otherwise."""
-    if not raw.strip():
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """Parse `raw` (UTF-8) as a JSON object; raise `PayloadInvalid` otherwise.
+
+    orjson parses the bytes directly and refuses invalid UTF-8 itself, so the body is never
+    decoded here (the writer process stores it as text); only a refused body is decoded, to
+    tell a UTF-8 error from a JSON one.
+    """
+    if not raw or raw.isspace():
         raise PayloadInvalid("body_empty", "the request body is empty; expected a JSON object")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PayloadInvalid(
-            "body_not_utf8", f"the request body is not valid UTF-8 (byte {exc.start})"
-        ) from None
-    try:
-        body = orjson.loads(text)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise PayloadInvalid(
+                "body_not_utf8", f"the request body is not valid UTF-8 (byte {bad.start})"
+            ) from None
         raise PayloadInvalid("body_not_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise PayloadInvalid(
             "body_not_object",
             f"the request body is a JSON {_json_type(body)}; expected a JSON object",
         )
-    return text, body
+    return body
 
 
 def read_event_type(body: dict[str, Any]) -> int:

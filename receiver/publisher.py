@@ -17,9 +17,13 @@ After the first failure nothing more is sent; the messages already in flight are
 (the ones the broker confirms are reported as confirmed), then `BrokerUnavailable` is raised and
 the connection is closed, so the owner retries from the oldest unconfirmed message.
 
-The hot path uses the channel's underlying aiormq `basic_publish(..., wait=False)`: aio-pika's
-`Exchange.publish` waits for each frame to be flushed while holding the channel lock, which
-halves throughput with nothing gained, since the confirm is what we wait for anyway.
+The hot path publishes on the channel's underlying aiormq channel, many messages per socket
+write (`_send`): aio-pika's `Exchange.publish` waits for each frame to be flushed while holding the
+channel lock, and even aiormq's `basic_publish(wait=False)` costs a task, a lock round and a socket
+write per message, four times the CPU of the batched write, with nothing gained, since the
+confirm is what we wait for anyway. `_send` relies on aiormq's channel bookkeeping (delivery tags,
+confirmation futures, message ids of returned messages) exactly as `basic_publish` uses it;
+pyproject.toml bounds aiormq to the major version this was written against.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ from typing import Any, Final
 
 import aio_pika
 import aiormq
-from aiormq.abc import DeliveredMessage
+from aiormq.abc import ChannelFrame, DeliveredMessage
+from pamqp import commands as spec
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
 from yarl import URL
 
 from receiver.envelope import Outgoing
@@ -196,44 +203,37 @@ class Publisher:
         channel = self._channel
         if channel is None or not self.connected:
             raise BrokerUnavailable(f"not connected to {self.display_url}")
-        window: deque[tuple[Outgoing, float, asyncio.Future[Any]]] = deque()
+        window: deque[_InFlight] = deque()
         settled: list[Settled] = []
         summary = PublishSummary()
         failure: str | None = None
         try:
             async with aclosing(batches) as stream:
                 async for batch in stream:
-                    for message in batch:
-                        if len(window) >= self._in_flight:
-                            entry = window.popleft()
-                            failure = await self._settle(channel, entry, settled, summary)
+                    queued = deque(batch)
+                    while queued:
+                        free = self._in_flight - len(window)
+                        if free == 0:
+                            failure = await self._settle(channel, window, settled, summary)
                             if failure is not None:
                                 break
+                            continue
                         if channel.is_closed:  # closed by the broker: sending more would fail
                             failure = _close_reason(channel)
                             break
-                        future: asyncio.Future[Any] = asyncio.ensure_future(
-                            channel.basic_publish(
-                                message.body,
-                                exchange=self.exchange,
-                                routing_key=message.routing_key,
-                                properties=message.properties,
-                                mandatory=True,
-                                wait=False,
-                            )
-                        )
-                        window.append((message, time.monotonic(), future))
+                        sending = [queued.popleft() for _ in range(min(free, len(queued)))]
+                        await _send(channel, self.exchange, sending, window)
                     if failure is not None:
                         break
                     if len(settled) >= _REPORT_EVERY:
                         on_settled(settled)
                         settled = []
             while window:
-                entry = window.popleft()
-                failure = await self._settle(channel, entry, settled, summary) or failure
+                failure = await self._settle(channel, window, settled, summary) or failure
         finally:
-            for _, _, future in window:
-                future.cancel()
+            for entry in window:
+                entry.future.cancel()
+                _forget(channel, entry)
             if settled:
                 on_settled(settled)
         if failure is not None:
@@ -245,29 +245,54 @@ class Publisher:
     async def _settle(
         self,
         channel: aiormq.Channel,
-        entry: tuple[Outgoing, float, asyncio.Future[Any]],
+        window: deque[_InFlight],
         settled: list[Settled],
         summary: PublishSummary,
     ) -> str | None:
-        """Wait for one message's confirm (under its deadline); returns the failure, if any."""
-        message, sent_at, future = entry
+        """Wait for the oldest message's confirm (under its deadline), then take every further
+        one already confirmed (one ack frame often confirms many); returns the first failure."""
+        entry = window.popleft()
         try:
-            if not future.done():
-                async with asyncio.timeout(sent_at + self._timeout - time.monotonic()):
-                    await future
-            result = future.result()
+            if not entry.future.done():
+                async with asyncio.timeout(entry.sent_at + self._timeout - time.monotonic()):
+                    await entry.future
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
+                window.appendleft(entry)  # still in flight: the caller cancels and forgets it
                 raise  # we are being cancelled, not just this publish
-            error = "cancelled"
-        except aiormq.exceptions.DeliveryError as exc:
-            error = f"nack: {type(exc.frame).__name__}"
-        except Exception as exc:
-            # A closed channel fails every pending publish; its close reason is the real cause.
-            error = _close_reason(channel) if channel.is_closed else describe(exc)
+        except Exception:  # noqa: S110 - the outcome is read from the future below
+            pass
+        failure = self._outcome(channel, entry, settled, summary)
+        while window and window[0].future.done():
+            failure = self._outcome(channel, window.popleft(), settled, summary) or failure
+        return failure
+
+    def _outcome(
+        self,
+        channel: aiormq.Channel,
+        entry: _InFlight,
+        settled: list[Settled],
+        summary: PublishSummary,
+    ) -> str | None:
+        """Record what became of one message whose wait is over; returns its failure, if any."""
+        _forget(channel, entry)
+        message, future = entry.message, entry.future
+        if not future.done():
+            error = "timeout"
+        elif future.cancelled():  # by our deadline (the wait cancels it), or by a closed channel
+            if time.monotonic() >= entry.sent_at + self._timeout:
+                error = "timeout"
+            else:
+                error = _close_reason(channel) if channel.is_closed else "cancelled"
+        elif (exc := future.exception()) is not None:
+            if isinstance(exc, aiormq.exceptions.DeliveryError):
+                error = f"nack: {type(exc.frame).__name__}"
+            else:
+                # A closed channel fails every pending publish; its close reason is the real cause.
+                error = _close_reason(channel) if channel.is_closed else describe(exc)
         else:
-            latency = time.monotonic() - sent_at
+            result = future.result()
             if isinstance(result, DeliveredMessage):
                 summary.unroutable += 1
                 settled.append(Settled(message, Outcome.UNROUTABLE, "unroutable"))
@@ -276,7 +301,7 @@ class Publisher:
             summary.confirmed += 1
             settled.append(Settled(message, Outcome.CONFIRMED))
             if self._metrics is not None:
-                self._metrics.confirm_seconds.observe(latency)
+                self._metrics.confirm_seconds.observe(time.monotonic() - entry.sent_at)
             return None
         summary.failed += 1
         settled.append(Settled(message, Outcome.FAILED, error))
@@ -296,6 +321,76 @@ class Publisher:
                 self.exchange,
                 key,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A message sent and waiting for its confirm; `tag` is its delivery tag on the channel."""
+
+    message: Outgoing
+    tag: int
+    sent_at: float
+    future: asyncio.Future[Any]
+
+
+async def _send(
+    channel: aiormq.Channel, exchange: str, messages: list[Outgoing], window: deque[_InFlight]
+) -> None:
+    """Publish `messages` (mandatory, confirmed) in one write to the connection.
+
+    What `aiormq.Channel.basic_publish` does for one message, done for many at once: take the
+    next delivery tags, register each confirmation future where the channel's frame reader
+    resolves it (ack, nack, or the returned message of an unroutable publish, found by
+    message_id), and queue the frames of all of them as one chunk for the connection's writer.
+    Publishing them one by one costs a task, a lock round and a socket write each: about four
+    times the CPU per message (bench: 0.19 vs 0.05 ms), which the relay takes from the HTTP
+    process. The channel lock keeps any other publisher on the channel out meanwhile.
+    """
+    async with channel.lock:
+        frames: list[Any] = []
+        sent_at = time.monotonic()
+        first = channel.delivery_tag + 1
+        entries: list[_InFlight] = []
+        try:
+            for tag, message in enumerate(messages, start=first):
+                future = channel.create_future()
+                channel.confirmations[tag] = future
+                channel.message_id_delivery_tag[message.message_id] = tag
+                entries.append(_InFlight(message, tag, sent_at, future))
+                frames.append(
+                    spec.Basic.Publish(
+                        exchange=exchange, routing_key=message.routing_key, mandatory=True
+                    )
+                )
+                frames.append(
+                    ContentHeader(properties=message.properties, body_size=len(message.body))
+                )
+                frames.extend(_body_frames(channel, message.body))
+            channel.delivery_tag = first + len(messages) - 1
+            await channel.write_queue.put(
+                ChannelFrame.marshall(channel_number=channel.number, frames=frames)
+            )
+        except BaseException:
+            # Nothing reached the broker: give the delivery tags back, still under the lock.
+            channel.delivery_tag = first - 1
+            for entry in entries:
+                channel.confirmations.pop(entry.tag, None)
+                entry.future.cancel()
+                _forget(channel, entry)
+            raise
+    window.extend(entries)
+
+
+def _body_frames(channel: aiormq.Channel, body: bytes) -> list[ContentBody]:
+    size = channel.max_content_size
+    return [ContentBody(body[start : start + size]) for start in range(0, len(body), size)]
+
+
+def _forget(channel: aiormq.Channel, entry: _InFlight) -> None:
+    """Drop the message_id → delivery tag entry of a settled (or abandoned) message, as
+    `basic_publish` does; the channel's reader pops the confirmation itself when the ack comes."""
+    if channel.message_id_delivery_tag.get(entry.message.message_id) == entry.tag:
+        del channel.message_id_delivery_tag[entry.message.message_id]
 
 
 def _close_reason(channel: aiormq.Channel) -> str:

@@ -136,6 +136,11 @@ class OutboxRelay:
                 if not rows or self._stop.is_set():
                     return
                 after = rows[-1][0]
+                if len(rows) < self._batch_size:
+                    # That was all there was; events stored since wake the relay for a new pass
+                    # (an empty read here would cost a query per commit under steady load).
+                    yield [from_row(row) for row in rows]
+                    return
                 # Read ahead while this batch is being published: keeps the window full.
                 pending = asyncio.ensure_future(
                     outbox.unpublished(self._reader, after, self._batch_size)

@@ -48,6 +48,37 @@ def verify_signature(
 
     Every key is compared (no early exit) so timing does not reveal which key matched.
     """
+    t, received = _signed(body)
+    _check(t, received, [css_sign(key, t).encode() for key in keys], now, grace_seconds)
+
+
+class SignatureVerifier:
+    """`verify_signature` for one set of keys, remembering the expected signs of recent `t`s.
+
+    CSS stamps `t` in whole seconds, so under load thousands of callbacks share a few hundred
+    values of `t`: the MD5s are computed once per `t` and key, not once per callback. The cache
+    holds only what anyone can compute from a key they know, and is emptied when it grows past
+    `cache_size` (a flood of distinct `t`s costs MD5s, never memory).
+    """
+
+    def __init__(self, keys: Sequence[str], *, grace_seconds: int, cache_size: int = 4096) -> None:
+        self._keys = tuple(keys)
+        self._grace = grace_seconds
+        self._cache_size = cache_size
+        self._expected: dict[int, list[bytes]] = {}
+
+    def verify(self, body: Mapping[str, object], *, now: float) -> None:
+        t, received = _signed(body)
+        expected = self._expected.get(t)
+        if expected is None:
+            if len(self._expected) >= self._cache_size:
+                self._expected.clear()
+            expected = self._expected[t] = [css_sign(key, t).encode() for key in self._keys]
+        _check(t, received, expected, now, self._grace)
+
+
+def _signed(body: Mapping[str, object]) -> tuple[int, bytes]:
+    """`t` and `sign` from the body, or the refusal that says what is wrong with them."""
     if "t" not in body or body["t"] is None:
         raise AuthenticationFailed("missing", "signature_missing", "the body has no t field")
     if "sign" not in body or body["sign"] is None:
@@ -56,20 +87,23 @@ def verify_signature(
     sign = body["sign"]
     if not isinstance(sign, str):
         raise _malformed("sign must be a string of 32 hexadecimal characters")
-    received = sign.strip().lower().encode()
+    return t, sign.strip().lower().encode()
+
+
+def _check(t: int, received: bytes, expected: Sequence[bytes], now: float, grace: int) -> None:
     matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(css_sign(key, t).encode(), received)
+    for candidate in expected:
+        matched |= hmac.compare_digest(candidate, received)
     if not matched:
         raise AuthenticationFailed(
             "mismatch", "signature_mismatch", "sign does not match md5(CallbackKey + t)"
         )
-    if now > t + grace_seconds:
+    if now > t + grace:
         raise AuthenticationFailed(
             "expired",
             "signature_expired",
             f"signature expired: t={t} is {now - t:.0f} s in the past "
-            f"(accepted up to {grace_seconds} s after t)",
+            f"(accepted up to {grace} s after t)",
         )
     if t > now + SIGNATURE_VALIDITY_SECONDS + CLOCK_SKEW_SECONDS:
         raise AuthenticationFailed(

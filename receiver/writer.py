@@ -21,10 +21,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from receiver.errors import StorageUnavailable
-from receiver.writerproto import FrameBuffer, frame
+from receiver.writerproto import FrameBuffer, event_frame, frame
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +33,12 @@ STOP_TIMEOUT_SECONDS = 30.0
 RESTART_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """An authenticated callback, ready to be stored."""
+class Stored(NamedTuple):
+    """The writer's answer: the event's id, and whether it was new or a duplicate.
 
-    event_type: int
-    payload: str  # the body, verbatim
-    received_at: float
-    path_kind: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """The writer's answer: the event's id, and whether it was new or a duplicate."""
+    A named tuple, not a frozen dataclass: one is made per callback, and a tuple is built in one
+    step where a frozen dataclass sets each field through `object.__setattr__`.
+    """
 
     id: str
     new: bool
@@ -174,23 +167,23 @@ class EventWriter:
             await self._lost.wait()  # every reply the writer sent has been read
         self._fail_pending("the service is shutting down; retry later")
 
-    async def submit(self, submission: Submission) -> Stored:
-        """Store an event; returns after it committed, or raises `StorageUnavailable`."""
-        reply = await self._request(
-            [
-                "e",
-                submission.event_type,
-                submission.received_at,
-                submission.path_kind,
-                submission.payload,
-            ]
+    def submit(
+        self, event_type: int, payload: bytes, received_at: float, path_kind: str | None
+    ) -> asyncio.Future[Stored]:
+        """Store an authenticated callback body (the bytes as received, valid UTF-8 JSON).
+
+        The future resolves once the event committed, or fails with `StorageUnavailable`. Not a
+        coroutine: the request handler awaits the future itself, one frame less per callback.
+        """
+        self._check_open()
+        self._next_id += 1
+        return self._send(
+            self._next_id, event_frame(self._next_id, event_type, received_at, path_kind, payload)
         )
-        stored: Stored = reply
-        return stored
 
     async def probe(self) -> None:
         """Commit a heartbeat through the same path as events: proves the database is writable."""
-        await self._request(["p"])
+        await self._queue(["p"])
 
     def update_outbox(self, update: OutboxUpdate) -> asyncio.Future[Any]:
         """Queue publishing outcomes for the next commit; the future resolves once committed.
@@ -202,20 +195,23 @@ class EventWriter:
         failed = [list(mark) for mark in update.failed]
         return self._queue(["o", published, failed])
 
-    async def _request(self, message: list[Any]) -> Any:
-        return await self._queue(message)
-
     def _queue(self, message: list[Any]) -> asyncio.Future[Any]:
+        self._check_open()
+        self._next_id += 1
+        rid = self._next_id
+        return self._send(rid, frame([message[0], rid, *message[1:]]))
+
+    def _check_open(self) -> None:
         if self._closing:
             raise StorageUnavailable("the service is shutting down; retry later")
         if not self.running:
             raise StorageUnavailable("the database writer is restarting; retry later")
-        self._next_id += 1
-        rid = self._next_id
+
+    def _send(self, rid: int, data: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending[rid] = future
-        self._outgoing.append(frame([message[0], rid, *message[1:]]))
+        self._outgoing.append(data)
         if len(self._outgoing) == 1:
             # One write per loop iteration carries every request made during it.
             loop.call_soon(self._flush)
@@ -233,22 +229,24 @@ class EventWriter:
         new_events = False
         for message in messages:
             kind = message[0]
-            if kind == "a":
-                _, rid, event_id, new, schema_error = message
-                self.stats.rows_inserted += bool(new)
-                self.stats.duplicates += not new
-                new_events |= bool(new)
-                self._settle(rid, Stored(event_id, bool(new), schema_error))
-            elif kind == "k":
-                self._settle(message[1], None)
+            if kind == "c":
+                _, seconds, size, acks, done = message
+                self.stats.transactions += 1
+                self.stats.largest_batch = max(self.stats.largest_batch, size)
+                if self._on_commit is not None:
+                    self._on_commit(seconds, size)
+                inserted = 0
+                for rid, event_id, new, schema_error in acks:
+                    inserted += new
+                    self._settle(rid, Stored(event_id, new, schema_error))
+                self.stats.rows_inserted += inserted
+                self.stats.duplicates += len(acks) - inserted
+                new_events |= inserted > 0
+                for rid in done:
+                    self._settle(rid, None)
             elif kind == "x":
                 self.stats.failures += 1
                 self._settle(message[1], exc=StorageUnavailable())
-            elif kind == "c":
-                self.stats.transactions += 1
-                self.stats.largest_batch = max(self.stats.largest_batch, message[2])
-                if self._on_commit is not None:
-                    self._on_commit(message[1], message[2])
             elif kind == "r" and self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
         if new_events:

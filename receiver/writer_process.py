@@ -27,7 +27,8 @@ import orjson
 
 from receiver.dedupe import dedupe_key
 from receiver.events import parse_event
-from receiver.store import INSERT_EVENT, EventRow
+from receiver.ids import EventIds
+from receiver.store import INSERT_EVENT, event_row
 from receiver.writerproto import FrameBuffer, frame
 
 log = logging.getLogger("receiver.writer")
@@ -37,7 +38,8 @@ _HEARTBEAT: Final = (
     "INSERT INTO service_state (key, value) VALUES ('heartbeat', ?)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
-_READ_SIZE: Final = 1 << 20
+# A pipe holds 64 KiB; a larger read only makes every read allocate (and free) a huge buffer.
+_READ_SIZE: Final = 1 << 16
 _MARK_PUBLISHED: Final = (
     "UPDATE events SET published_at = ?, last_error = ?, publish_attempts = publish_attempts + 1"
     " WHERE seq = ?"
@@ -67,12 +69,12 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Prepared:
     """One request, ready to commit: an event row, an outbox update, or a heartbeat probe."""
 
     rid: int
-    row: EventRow | None = None
+    row: tuple[Any, ...] | None = None  # the INSERT_EVENT parameters; row[0] is the id
     schema_error: str | None = None
     outbox: tuple[list[list[Any]], list[list[Any]]] | None = None
 
@@ -82,6 +84,7 @@ class BatchWriter:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._ids = EventIds()
 
     def handle(self, messages: list[list[Any]]) -> bytes:
         """Commit `messages` as one transaction (or one by one if that fails); return replies."""
@@ -104,9 +107,7 @@ class BatchWriter:
                 return b"".join([*refused, frame(["x", prepared[0].rid, str(exc)])])
             log.warning("commit of %d failed (%s); retrying one by one", len(prepared), exc)
             return b"".join([*refused, *(self._retry_alone(item) for item in prepared)])
-        replies = [*refused, frame(["c", time.perf_counter() - started, len(prepared)])]
-        replies.extend(_reply(item, inserted) for item in prepared)
-        return b"".join(replies)
+        return b"".join([*refused, _committed(time.perf_counter() - started, prepared, inserted)])
 
     def _retry_alone(self, item: _Prepared) -> bytes:
         started = time.perf_counter()
@@ -115,7 +116,7 @@ class BatchWriter:
         except sqlite3.Error as exc:
             log.error("could not store event: %s", exc)
             return frame(["x", item.rid, str(exc)])
-        return frame(["c", time.perf_counter() - started, 1]) + _reply(item, inserted)
+        return _committed(time.perf_counter() - started, [item], inserted)
 
     def _prepare(self, message: list[Any]) -> _Prepared:
         op, rid = message[0], message[1]
@@ -126,29 +127,29 @@ class BatchWriter:
         _, _, event_type, received_at, path_kind, payload = message
         body = orjson.loads(payload)
         parsed = parse_event(body, event_type)
-        row = EventRow.build(
+        row = event_row(
+            self._ids.new(),
             parsed,
             dedupe_key=dedupe_key(event_type, body),
-            payload=payload,
+            payload=payload.decode(),  # valid UTF-8: the service parsed it before sending
             received_at=received_at,
             path_kind=path_kind,
         )
         return _Prepared(rid, row=row, schema_error=parsed.schema_error)
 
     def _commit(self, prepared: list[_Prepared]) -> set[str]:
+        """Commit the batch; returns the ids of the rows inserted (not ignored as duplicates)."""
         rows = [item.row for item in prepared if item.row is not None]
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             inserted: set[str] = set()
             if rows:
-                conn.executemany(INSERT_EVENT, [row.params() for row in rows])
-                ids = [row.id for row in rows]
-                for start in range(0, len(ids), _ID_CHUNK):
-                    chunk = ids[start : start + _ID_CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    query = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608
-                    inserted.update(r[0] for r in conn.execute(query, chunk))
+                ids = [row[0] for row in rows]
+                if conn.executemany(INSERT_EVENT, rows).rowcount == len(rows):
+                    inserted.update(ids)  # no duplicate (the usual case): no need to look
+                else:
+                    inserted.update(self._present(ids))
             for item in prepared:
                 if item.outbox is not None:
                     published, failed = item.outbox
@@ -163,11 +164,28 @@ class BatchWriter:
             raise
         return inserted
 
+    def _present(self, ids: list[str]) -> set[str]:
+        """Which of `ids` are in the table (inside the transaction that inserted them)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608
+            found.update(r[0] for r in self._conn.execute(query, chunk))
+        return found
 
-def _reply(item: _Prepared, inserted: set[str]) -> bytes:
-    if item.row is None:
-        return frame(["k", item.rid])
-    return frame(["a", item.rid, item.row.id, item.row.id in inserted, item.schema_error])
+
+def _committed(seconds: float, prepared: list[_Prepared], inserted: set[str]) -> bytes:
+    """The one reply frame of a commit: every request it carried, acknowledged."""
+    acks: list[list[Any]] = []
+    done: list[int] = []
+    for item in prepared:
+        if item.row is None:
+            done.append(item.rid)
+        else:
+            event_id = item.row[0]
+            acks.append([item.rid, event_id, event_id in inserted, item.schema_error])
+    return frame(["c", seconds, len(prepared), acks, done])
 
 
 def serve(conn: sqlite3.Connection, in_fd: int, out_fd: int, max_batch: int) -> None:

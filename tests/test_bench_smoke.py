@@ -13,20 +13,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(180)
-def test_bench_smoke_completes_and_stores_every_acknowledged_event(tmp_path: Path) -> None:
+def test_bench_smoke_stores_publishes_and_delivers_every_acknowledged_event(
+    tmp_path: Path, amqp_url: str
+) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "smoke", "--json", str(out)],
+        [sys.executable, "-m", "bench", "smoke", "--json", str(out), "--amqp-url", amqp_url],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=170,
         check=False,
     )
-    # bench.ingest raises if fewer rows were stored than 200s received (a lost event).
+    # The bench raises on any count mismatch: a refused request, fewer rows than 200s, an event
+    # stored but not confirmed or not consumed, a drain that left events unpublished.
     assert result.returncode == 0, result.stdout + result.stderr
-    document = json.loads(out.read_text())
-    receiver = document["context"]["ingest"]["receiver"]
+    context = json.loads(out.read_text())["context"]
+    receiver = context["ingest"]["receiver"]
     assert receiver["runs"] == 1
-    assert receiver["req_per_s"] > 0
-    assert "receiver (durable, publishing off): req/s" in result.stdout
+    assert receiver["stored"][0] >= receiver["ok"][0] > 0
+    relay = context["ingest"]["receiver + relay"]
+    assert relay["consumed"] == relay["stored"]
+    assert relay["ok"][0] > 0
+    assert context["keepup"]["stored"] > 0
+    assert context["drain"]["events"] == 2000
+    assert "receiver: req/s" in result.stdout

@@ -371,7 +371,7 @@ def _missing(database: Path, acked: list[bytes]) -> int:
     }
     missing = 0
     for raw in acked:
-        _, body = parse_body(raw)
+        body = parse_body(raw)
         event_type = read_event_type(body)
         missing += (event_type, dedupe_key(event_type, body)) not in keys
     return missing

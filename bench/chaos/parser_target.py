@@ -46,7 +46,8 @@ class ParserTarget:
     def feed(self, raw: bytes) -> int:
         """The status the service would answer (200, 400 or 401); raises on a broken promise."""
         try:
-            text, body = parse_body(raw)
+            body = parse_body(raw)
+            text = raw.decode("utf-8")
             event_type = read_event_type(body)
         except PayloadInvalid:
             return 400
@@ -63,11 +64,11 @@ class ParserTarget:
 
     def _store(self, event_type: int, text: str) -> None:
         self._rid += 1
-        message: list[Any] = ["e", self._rid, event_type, float(NOW), None, text]
+        message: list[Any] = ["e", self._rid, event_type, float(NOW), None, text.encode()]
         replies = FrameBuffer().feed(self._writer.handle([message]))
-        answers = [reply for reply in replies if reply[0] != "c"]
-        assert [a[0] for a in answers] == ["a"], f"the writer refused an accepted body: {answers}"
-        _, _, event_id, new, _ = answers[0]
+        acks = [ack for reply in replies if reply[0] == "c" for ack in reply[3]]
+        assert len(acks) == 1, f"the writer refused an accepted body: {replies}"
+        _, event_id, new, _ = acks[0]
         if new:  # a duplicate's reply names no stored row; its first copy was checked
             (stored,) = self._conn.execute("SELECT payload FROM events WHERE id = ?", (event_id,))
             assert stored[0] == text, "the stored payload is not the body"

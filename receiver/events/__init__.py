@@ -6,8 +6,7 @@ notice), is still stored: it falls back to a best-effort normalised view and is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import ValidationError
 
@@ -49,8 +48,7 @@ MODEL_BY_EVENT_TYPE: Final[dict[int, type[CssEvent]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedEvent:
+class ParsedEvent(NamedTuple):
     """A body with its normalised view; `model` is None when the body did not fit its model."""
 
     event_type: int

@@ -9,8 +9,7 @@ strings for numbers, and expose `normalised()`, the single view storage and cons
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -20,9 +19,12 @@ _MAX_SECONDS = 1e11
 PUSH_SESSION_TYPES = frozenset({0, 1, 321})
 
 
-@dataclass(frozen=True, slots=True)
-class Normalised:
-    """The columns every stored event has, whatever its kind spells them as."""
+class Normalised(NamedTuple):
+    """The columns every stored event has, whatever its kind spells them as.
+
+    A named tuple: the writer process makes one per event, and a tuple is built in one step
+    where a frozen dataclass sets each field through `object.__setattr__`.
+    """
 
     domain: str | None = None
     app_name: str | None = None
@@ -120,8 +122,12 @@ class CssEvent(BaseModel):
         return value
 
     def _first(self, names: tuple[str, ...]) -> str | None:
+        declared, extra = self.__dict__, self.__pydantic_extra__  # `_value`, inlined: per event
         for name in names:
-            found = text(self._value(name))
+            value = declared.get(name)
+            if value is None and extra:
+                value = extra.get(name)
+            found = text(value)
             if found is not None:
                 return found
         return None

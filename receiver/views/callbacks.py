@@ -1,8 +1,13 @@
-"""`POST /callbacks` and `POST /callbacks/{kind}`: where CSS delivers events."""
+"""`POST /callbacks` and `POST /callbacks/{kind}`: where CSS delivers events.
+
+The hot path: the handler answers its own errors (with the middleware's `error_response`) and
+times itself, so the middleware does not wrap it (see `receiver.middlewares`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Final, Literal
 
 from aiohttp import web
@@ -10,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from receiver.errors import BodyTimeout, Overloaded, PayloadTooLarge, Refusal
 from receiver.events import MODEL_BY_EVENT_TYPE, CssEvent
-from receiver.keys import BODY_BUDGET, METRICS, SETTINGS, get_ingestor
+from receiver.keys import BODY_BUDGET, IN_FLIGHT, METRICS, SETTINGS, get_ingestor
 from receiver.kinds import KIND_BY_EVENT_TYPE, PATH_KINDS
+from receiver.middlewares import error_response
 from receiver.openapi import Operation, Response, document
 
 # CSS only looks at the status; the body is what Tencent suggests replying.
@@ -19,21 +25,32 @@ _OK = b'{"code":0}'
 _KINDS: Final = ", ".join(f"{number} {kind}" for number, kind in KIND_BY_EVENT_TYPE.items())
 
 
-async def receive_callback(request: web.Request) -> web.Response:
-    """Store the event, then answer 200 `{"code":0}`; refusals raise `ReceiverError`."""
+async def receive_callback(request: web.Request) -> web.StreamResponse:
+    """Store the event, then answer 200 `{"code":0}`; a refusal is answered, counted, logged."""
+    started = time.perf_counter()
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.begin()  # shutdown waits for every callback it has begun
     ingestor = get_ingestor(request.app)
     path_kind = request.match_info.get("kind")
     try:
         raw = await _read_body(request)
         token = request.query.get("token") if ingestor.wants_token else None
         await ingestor.ingest(raw, token=token, path_kind=path_kind)
+        response: web.StreamResponse = web.Response(body=_OK, content_type="application/json")
     except Refusal as refusal:
         ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
-        raise
-    except Overloaded:
+        response = error_response(request, refusal)
+    except Overloaded as overloaded:
         request.app[METRICS].callback("unknown", "overloaded")
-        raise
-    return web.Response(body=_OK, content_type="application/json")
+        response = error_response(request, overloaded)
+    except Exception as exc:
+        response = error_response(request, exc)
+    finally:
+        in_flight.end()
+    request.app[METRICS].observe_request(
+        request.match_info.route.resource, time.perf_counter() - started
+    )
+    return response
 
 
 async def _read_body(request: web.Request) -> bytes:
