@@ -29,10 +29,10 @@ from typing import Any
 
 import aiosqlite
 import orjson
-from uuid6 import uuid7
 
 from receiver import history
 from receiver.db import connect
+from receiver.ids import EventIds
 from receiver.migrate import _statements, apply_migrations, load_migrations
 from receiver.queries import EventQuery, SessionQuery, StreamQuery
 from receiver.store import INSERT_EVENT
@@ -234,10 +234,11 @@ def synthetic_rows(plan: Plan, seed: int) -> list[Row]:
             start = end
     timed.sort(key=lambda pair: pair[0])
     rows: list[Row] = []
+    ids = EventIds()
     for n, (arrived, draft) in enumerate(timed):
         event_type, kind, name, at, session, payload = draft
         rows.append(
-            (str(uuid7()), event_type, kind, f"bench:{n}", DOMAIN, APP, name, float(int(at)),
+            (ids.new(), event_type, kind, f"bench:{n}", DOMAIN, APP, name, float(int(at)),
              session, arrived, None, None, payload)
         )  # fmt: skip
     return rows
