@@ -20,7 +20,7 @@ import orjson
 
 from receiver.errors import ApiBadRequest, ApiNotFound
 from receiver.interruptions import end_reason
-from receiver.kinds import kind_of
+from receiver.kinds import ALL_KINDS, kind_of
 from receiver.queries import EventQuery, SessionQuery, StreamQuery
 from receiver.resources import (
     Event,
@@ -116,6 +116,8 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
         where("seq < ?" if desc else "seq > ?", after)
 
     index = _events_index(query, kinds)
+    if index == "events_kind_time" and kinds is None:
+        kinds = list(ALL_KINDS)  # any kind in a time window: one walk per kind, merged
     direction = "DESC" if desc else "ASC"
     fetch = query.limit + 1  # one more than asked: tells whether another page exists
     if kinds and len(kinds) > 1 and index in ("events_kind_seq", "events_kind_time"):
@@ -162,14 +164,16 @@ def _events_index(query: EventQuery, kinds: list[str] | None) -> str | None:
     """The index that bounds the work of `query` best (see the module docstring)."""
     if query.stream_id is not None:
         return "events_stream"  # (stream_id, seq): one stream, already in order
+    windowed = query.since is not None or query.until is not None
     if kinds:
-        if query.since is not None or query.until is not None:
-            return "events_kind_time"  # (kind, event_time): only the time window is read
-        return "events_kind_seq"  # (kind, seq): in order, stops after one page
+        # (kind, event_time): only the time window is read; (kind, seq): in order, one page.
+        return "events_kind_time" if windowed else "events_kind_seq"
     if query.published is False:
         return "events_unpublished"  # the outbox's partial index: unpublished rows only
-    if query.since is not None or query.until is not None:
-        return "events_event_time"
+    if windowed:
+        # Any kind: the window of every kind (there is no event_time index of its own, which
+        # every stored event would pay for; see migrations/0003).
+        return "events_kind_time"
     if query.received_since is not None or query.received_until is not None:
         return "events_received_at"
     return None  # storage order itself (the primary key)
