@@ -12,6 +12,7 @@ from receiver.admission import BodyBudget
 from receiver.apiauth import api_auth_middleware
 from receiver.broker import broker_ctx
 from receiver.health import ComponentCheck
+from receiver.httplog import malformed_requests_ctx
 from receiver.inflight import InFlight
 from receiver.keys import (
     BODY_BUDGET,
@@ -74,6 +75,7 @@ def create_app(
     app[BODY_BUDGET] = BodyBudget(max(settings.max_pending_body_bytes, settings.max_body_bytes))
     checks: HealthChecks = {"database": _not_started, "broker": _broker_not_started}
     app[HEALTH_CHECKS] = checks
+    app.cleanup_ctx.append(malformed_requests_ctx)
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
     if settings.tencent_auto_register and tencent is not None:

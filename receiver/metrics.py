@@ -23,6 +23,7 @@ class Metrics:
     commit_batch_size: Histogram
     request_seconds: Histogram
     api_refusals: Counter
+    malformed_requests: Counter
     # Label children cached by key: `labels()` takes a lock and builds a tuple on every call.
     _children: dict[Any, Any] = field(default_factory=dict)
 
@@ -79,6 +80,12 @@ class Metrics:
                 "receiver_api_refusals",
                 "/api requests refused, by reason (authorization_missing, token_mismatch, ...).",
                 ["reason"],
+                registry=registry,
+            ),
+            malformed_requests=Counter(
+                "receiver_malformed_http_requests",
+                "Requests the HTTP parser refused (400) before any handler ran: broken clients, "
+                "scanners.",
                 registry=registry,
             ),
         )

@@ -223,3 +223,34 @@ async def test_wrong_method_is_405_json(client: Any) -> None:
     response = await client.get("/callbacks")
     assert response.status == 405
     assert (await response.json())["error"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /callbacks HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+        b"POST /callbacks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /callbacks HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+    ],
+    ids=["header-without-colon", "bad-chunk-size", "oversized-header"],
+)
+async def test_malformed_http_is_400_a_counted_warning_and_no_traceback(
+    client: Any, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Scanners send broken HTTP all day: one WARNING line each, counted, never an ERROR."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(request_bytes)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"400", status_line
+
+    server_records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert server_records, "the refusal is logged"
+    assert all(r.levelname == "WARNING" and r.exc_info is None for r in server_records)
+    assert "malformed HTTP request from 127.0.0.1 refused with 400" in server_records[0].message
+    assert await _metric(client, "receiver_malformed_http_requests_total 1.0")
+    # The service carries on answering.
+    assert (await client.get("/healthz")).status == 200
