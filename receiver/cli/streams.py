@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from pathlib import Path
 from typing import TextIO
 
 from receiver import history
-from receiver.cli.common import add_database_option, load_settings
-from receiver.cli.events import add_listing_options, query_values
-from receiver.cli.readonly import CommandError, open_readonly
-from receiver.cli.table import when, write_table
-from receiver.errors import ApiError
-from receiver.queries import StreamQuery, validate_query
+from receiver.cli.common import add_database_option
+from receiver.cli.listing import Listing, add_listing_options, run_listing
+from receiver.cli.table import when
+from receiver.queries import StreamQuery
 from receiver.resources import Stream
 
 
@@ -39,41 +34,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    stream = out or sys.stdout
-    settings = load_settings(args)
-    values = query_values(args, ("state", "domain", "app_name", "stream_id", "order"))
-    values["limit"] = min(args.limit, 1000) if args.all else args.limit
-    try:
-        query = validate_query(StreamQuery, values)
-        return asyncio.run(_list(settings.database, query, args, stream))
-    except ApiError as exc:
-        print(f"receiver streams: {exc.message}", file=sys.stderr)
-        return 2
-    except CommandError as exc:
-        print(f"receiver streams: {exc}", file=sys.stderr)
-        return exc.code
-    except BrokenPipeError:
-        return 0
-
-
-async def _list(database: Path, query: StreamQuery, args: argparse.Namespace, out: TextIO) -> int:
-    async with open_readonly(database) as conn:
-        after: int | None = None
-        printed = 0
-        while True:
-            page = await history.list_streams(conn, query, after)
-            if args.json:
-                for item in page.items:
-                    out.write(item.model_dump_json() + "\n")
-            else:
-                write_table(out, _HEADER, (_row(item) for item in page.items))
-            printed += len(page.items)
-            if not args.all or page.after is None:
-                break
-            after = int(page.after[0])
-        if not args.json and printed == 0:
-            print("(no matching streams)", file=sys.stderr)
-    return 0
+    return run_listing(STREAMS, args, out)
 
 
 _HEADER = (
@@ -101,3 +62,13 @@ def _row(item: Stream) -> tuple[str, ...]:
         str(item.sessions),
         str(item.events),
     )
+
+
+STREAMS: Listing[StreamQuery, Stream] = Listing(
+    command="streams",
+    query_model=StreamQuery,
+    options=("state", "domain", "app_name", "stream_id"),
+    fetch=history.list_streams,
+    header=_HEADER,
+    row=_row,
+)
