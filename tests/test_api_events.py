@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -171,6 +172,26 @@ async def test_pages_have_no_gaps_or_repeats_while_events_keep_arriving(
         assert ids == list(reversed(before)), "newest-first pages only hold what existed"
     else:
         assert ids[:95] == before and len(ids) > 95, "oldest-first pages also reach new events"
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+async def test_a_time_window_of_any_kind_pages_in_storage_order(client: Any, order: str) -> None:
+    """No kind filter: every kind's events in the window, merged, storage order, no repeats."""
+    makers = (snapshot, porn, lambda stream, at: push_begin(stream, f"S{at}", at))
+    for i in range(30):
+        await post(client, makers[i % 3]("w", T0 + i * 10))
+    everything = await listing(client, limit=1000, order=order)
+    expected = [e["id"] for e in everything if T0 + 50 <= _unix(e["event_time"]) < T0 + 250]
+    assert len(expected) == 20 and {e["kind"] for e in everything} >= {"snapshot", "porn"}
+
+    ids = await _page_through(
+        client, {"since": str(T0 + 50), "until": str(T0 + 250), "limit": 3, "order": order}
+    )
+    assert ids == expected
+
+
+def _unix(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 async def test_limit_changes_between_pages_keep_the_cursor_valid(stored: Any) -> None:
