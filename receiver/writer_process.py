@@ -44,6 +44,7 @@ _MARK_PUBLISHED: Final = (
     "UPDATE events SET published_at = ?, last_error = ?, publish_attempts = publish_attempts + 1"
     " WHERE seq = ?"
 )
+_STORED_ID: Final = "SELECT id FROM events WHERE event_type = ? AND dedupe_key = ?"
 _MARK_FAILED: Final = (
     "UPDATE events SET last_error = ?, publish_attempts = publish_attempts + 1"
     " WHERE seq = ? AND published_at IS NULL"
@@ -100,23 +101,23 @@ class BatchWriter:
             return b"".join(refused)
         started = time.perf_counter()
         try:
-            inserted = self._commit(prepared)
+            duplicates = self._commit(prepared)
         except sqlite3.Error as exc:
             if len(prepared) == 1:
                 log.error("could not store event: %s", exc)
                 return b"".join([*refused, frame(["x", prepared[0].rid, str(exc)])])
             log.warning("commit of %d failed (%s); retrying one by one", len(prepared), exc)
             return b"".join([*refused, *(self._retry_alone(item) for item in prepared)])
-        return b"".join([*refused, _committed(time.perf_counter() - started, prepared, inserted)])
+        return b"".join([*refused, _committed(time.perf_counter() - started, prepared, duplicates)])
 
     def _retry_alone(self, item: _Prepared) -> bytes:
         started = time.perf_counter()
         try:
-            inserted = self._commit([item])
+            duplicates = self._commit([item])
         except sqlite3.Error as exc:
             log.error("could not store event: %s", exc)
             return frame(["x", item.rid, str(exc)])
-        return _committed(time.perf_counter() - started, [item], inserted)
+        return _committed(time.perf_counter() - started, [item], duplicates)
 
     def _prepare(self, message: list[Any]) -> _Prepared:
         op, rid = message[0], message[1]
@@ -137,19 +138,19 @@ class BatchWriter:
         )
         return _Prepared(rid, row=row, schema_error=parsed.schema_error)
 
-    def _commit(self, prepared: list[_Prepared]) -> set[str]:
-        """Commit the batch; returns the ids of the rows inserted (not ignored as duplicates)."""
+    def _commit(self, prepared: list[_Prepared]) -> dict[str, str]:
+        """Commit the batch; returns {new id: stored id} for the rows that were duplicates.
+
+        A duplicate is ignored by the unique (event_type, dedupe_key) index, so its fresh id
+        was never stored: its acknowledgement names the stored event it repeats instead.
+        """
         rows = [item.row for item in prepared if item.row is not None]
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            inserted: set[str] = set()
-            if rows:
-                ids = [row[0] for row in rows]
-                if conn.executemany(INSERT_EVENT, rows).rowcount == len(rows):
-                    inserted.update(ids)  # no duplicate (the usual case): no need to look
-                else:
-                    inserted.update(self._present(ids))
+            duplicates: dict[str, str] = {}
+            if rows and conn.executemany(INSERT_EVENT, rows).rowcount != len(rows):
+                duplicates = self._duplicates(rows)  # else none (the usual case): no need to look
             for item in prepared:
                 if item.outbox is not None:
                     published, failed = item.outbox
@@ -162,20 +163,29 @@ class BatchWriter:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        return inserted
+        return duplicates
 
-    def _present(self, ids: list[str]) -> set[str]:
-        """Which of `ids` are in the table (inside the transaction that inserted them)."""
-        found: set[str] = set()
+    def _duplicates(self, rows: list[tuple[Any, ...]]) -> dict[str, str]:
+        """{new id: stored id} for the `rows` not inserted (inside the inserting transaction)."""
+        ids = [row[0] for row in rows]
+        present: set[str] = set()
         for start in range(0, len(ids), _ID_CHUNK):
             chunk = ids[start : start + _ID_CHUNK]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608
-            found.update(r[0] for r in self._conn.execute(query, chunk))
-        return found
+            present.update(r[0] for r in self._conn.execute(query, chunk))
+        duplicates: dict[str, str] = {}
+        for row in rows:  # layout: receiver.store.event_row (id, event_type, kind, dedupe_key...)
+            if row[0] in present:
+                continue
+            stored = self._conn.execute(_STORED_ID, (row[1], row[3])).fetchone()
+            if stored is None:  # ignored, yet nothing has its key: never acknowledge that
+                raise sqlite3.IntegrityError(f"event {row[0]} was not stored")
+            duplicates[row[0]] = stored[0]
+        return duplicates
 
 
-def _committed(seconds: float, prepared: list[_Prepared], inserted: set[str]) -> bytes:
+def _committed(seconds: float, prepared: list[_Prepared], duplicates: dict[str, str]) -> bytes:
     """The one reply frame of a commit: every request it carried, acknowledged."""
     acks: list[list[Any]] = []
     done: list[int] = []
@@ -183,8 +193,8 @@ def _committed(seconds: float, prepared: list[_Prepared], inserted: set[str]) ->
         if item.row is None:
             done.append(item.rid)
         else:
-            event_id = item.row[0]
-            acks.append([item.rid, event_id, event_id in inserted, item.schema_error])
+            stored = duplicates.get(item.row[0])
+            acks.append([item.rid, stored or item.row[0], stored is None, item.schema_error])
     return frame(["c", seconds, len(prepared), acks, done])
 
 

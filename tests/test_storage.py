@@ -203,3 +203,19 @@ async def test_outbox_updates_ride_along_with_commits(client: Any, database: Pat
     assert stored[second]["published_at"] is None
     assert (stored[second]["last_error"], stored[second]["publish_attempts"]) == ("timeout", 1)
     assert stored[third]["publish_attempts"] == 0
+
+
+async def test_a_duplicate_is_acknowledged_with_the_stored_events_id(
+    client: Any, database: Path
+) -> None:
+    """Retries, also two in one commit, name the event they repeat, never a fresh id."""
+    writer = client.server.app[WRITER]
+    body = json.dumps(signed(payload("screenshot_200.json"))).encode()
+    first = await writer.submit(200, body, 1_700_000_000.0, None)
+    again, in_one_commit = await asyncio.gather(
+        writer.submit(200, body, 1_700_000_001.0, None),
+        writer.submit(200, body, 1_700_000_002.0, None),
+    )
+    assert first.new and not again.new and not in_one_commit.new
+    assert [r["id"] for r in rows(database)] == [first.id]
+    assert again.id == in_one_commit.id == first.id
