@@ -34,10 +34,12 @@ NEEDS_BROKER = {"all", "drain", "keepup", "soak", "smoke"}
 
 async def ingest(args: argparse.Namespace, report: Report, url: str | None) -> Side:
     """Returns the receiver's side (publishing off): its req/s is the durable maximum."""
-    load = Load(args.seconds, args.connections, args.threads)
+    load = Load(args.seconds, args.connections, args.threads, streams=args.streams)
     print(
         f"ingest: {args.runs} rounds of {args.seconds:g} s, {args.connections} connections, "
-        f"wrk -t {args.threads}" + ("" if url else " (publishing off only)")
+        f"wrk -t {args.threads}"
+        + (f", events over {args.streams:,} streams" if args.streams else "")
+        + ("" if url else " (publishing off only)")
     )
     sides = await measure_ingest(runs=args.runs, load=load, amqp_url=url)
     base, recv = sides[BASELINE], sides[RECEIVER]
@@ -46,6 +48,7 @@ async def ingest(args: argparse.Namespace, report: Report, url: str | None) -> S
         "seconds": args.seconds,
         "connections": args.connections,
         "wrk_threads": args.threads,
+        "streams": args.streams or "one per kind",
     }
     b, r = base.summary(), recv.summary()
     report.section("ingest, publishing off (medians; ratio = median of per-round ratios)")
@@ -185,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1,
         help="wrk threads (it shares the cores with the servers; default 1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--streams", type=int, default=0,
+        help="ingest: spread events over this many streams (default: one per kind, as in the "
+        "examples); many streams make the per-stream indexes cost more",
+    )  # fmt: skip
     parser.add_argument("--amqp-url", help="an existing broker (default: start a private node)")
     parser.add_argument("--drain-events", type=int, default=200_000)
     parser.add_argument("--drain-rounds", type=int, default=3)
@@ -198,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario == "smoke":
         args.runs, args.seconds, args.connections = 1, 2.0, 16
         args.keepup_seconds, args.drain_events, args.drain_rounds = 2.0, 2000, 1
+        args.streams = args.streams or 50  # the many-streams load path is exercised too
     # uvloop, as `receiver serve` runs: the drain measures the relay inside this process.
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         report = runner.run(run(args))

@@ -16,6 +16,9 @@ from typing import Any, Final
 
 PAYLOADS: Final = Path(__file__).resolve().parent.parent / "tests" / "payloads"
 PLACEHOLDER: Final = "__UNIQ__"
+STREAM_PLACEHOLDER: Final = "__STREAM__"
+# Where each kind names its stream (receiver.events.base.CssEvent.stream_fields).
+STREAM_FIELDS: Final = ("stream_id", "streamId", "channel_id")
 
 # The field(s) that make each kind's event unique (see receiver/dedupe.py).
 UNIQUE_FIELDS: Final[dict[int, tuple[str, ...]]] = {
@@ -50,8 +53,11 @@ TEMPLATE_FILES: Final = (
 )
 
 
-def templates(key: str, *, validity: int = 600) -> list[str]:
+def templates(key: str, *, validity: int = 600, spread_streams: bool = False) -> list[str]:
     """JSON body templates with `PLACEHOLDER` where the unique id goes, all signed with `key`.
+
+    With `spread_streams`, `STREAM_PLACEHOLDER` stands in for the stream name, for the load
+    generator to spread events over many streams (each kind's example names one stream).
 
     `t` is now + 600 s, as CSS sends it (a later `t` is refused as too far in the future), so
     make fresh templates for each run.
@@ -63,6 +69,10 @@ def templates(key: str, *, validity: int = 600) -> list[str]:
         body: dict[str, Any] = json.loads((PAYLOADS / name).read_text("utf-8"))
         for field in UNIQUE_FIELDS.get(body["event_type"], ("bench_id",)):
             body[field] = PLACEHOLDER
+        if spread_streams:
+            for name in STREAM_FIELDS:
+                if name in body:
+                    body[name] = STREAM_PLACEHOLDER
         body["t"], body["sign"] = t, sign
         out.append(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
     return out

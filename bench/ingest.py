@@ -44,6 +44,7 @@ class Load:
     connections: int
     threads: int
     rate: float | None = None  # requests/s in total; None: as fast as answered
+    streams: int = 0  # spread events over this many streams; 0: one per kind (the examples')
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class Run:
     stored: int | None
     end_to_end: EndToEnd | None = None
     samples: tuple[Sample, ...] = ()  # while the load ran, and one right after it
+    streams: int | None = None  # distinct streams among the stored events
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Side:
         if any(r.writer_cpu_ms is not None for r in self.runs):
             out["writer_cpu_ms_per_req"] = round(self.median(lambda r: r.writer_cpu_ms), 4)
             out["stored"] = [r.stored for r in self.runs]
+            out["streams_stored"] = [r.streams for r in self.runs]
         if any(r.end_to_end is not None for r in self.runs):
             e2e = [r.end_to_end for r in self.runs if r.end_to_end is not None]
             out["end_to_end_s"] = round(statistics.median(e.seconds for e in e2e), 3)
@@ -190,7 +193,11 @@ async def one_run(
     try:
         await asyncio.to_thread(server.wait_healthy)
         script = lua_script(
-            templates(key), nonce=uuid.uuid4().hex[:8], rate=load.rate, threads=load.threads
+            templates(key, spread_streams=load.streams > 0),
+            nonce=uuid.uuid4().hex[:8],
+            rate=load.rate,
+            threads=load.threads,
+            streams=load.streams,
         )
         before = server.usage()
         started = time.perf_counter()
@@ -231,7 +238,10 @@ async def one_run(
     if end_to_end is not None and end_to_end.consumed != stored:
         raise AssertionError(f"{stored} events stored but {end_to_end.consumed} consumed")
     writer_cpu = cpu[1] if len(cpu) > 1 else None
-    return Run(side, result, cpu[0], writer_cpu, stored, end_to_end, tuple(samples))
+    streams = count(database, "SELECT count(DISTINCT stream_id) FROM events")
+    return Run(
+        side, result, cpu[0], writer_cpu, stored, end_to_end, tuple(samples), streams=streams
+    )
 
 
 async def sample(url: str, every: float, started: float, into: list[Sample]) -> None:

@@ -16,11 +16,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.bodies import PLACEHOLDER
+from bench.bodies import PLACEHOLDER, STREAM_PLACEHOLDER
 
 _LUA = """
 local templates = {%(templates)s}
 local nonce = "%(nonce)s"
+local streams = %(streams)d
+local rng = 12345  -- Park-Miller: exact in LuaJIT doubles; a stream at random per request
 local counter = 0
 local id = 0
 local threads = {}
@@ -39,6 +41,10 @@ function request()
   counter = counter + 1
   local parts = templates[(counter %% #templates) + 1]
   local body = table.concat(parts, nonce .. "-" .. id .. "-" .. counter)
+  if streams > 0 then
+    rng = (rng * 16807) %% 2147483647
+    body = (body:gsub("%(stream_placeholder)s", "bench-" .. (rng %% streams)))
+  end
   return wrk.format("POST", "%(path)s", headers, body)
 end
 
@@ -102,8 +108,12 @@ def lua_script(
     path: str = "/callbacks",
     rate: float | None = None,
     threads: int = 1,
+    streams: int = 0,
 ) -> str:
-    """The wrk script: each template split at the placeholder, joined with a unique id."""
+    """The wrk script: each template split at the placeholder, joined with a unique id.
+
+    With `streams`, the stream placeholder of each body becomes one of that many stream names
+    in turn (templates made with `spread_streams`)."""
 
     def lua_list(parts: list[str]) -> str:
         return "{" + ",".join(f"[==[{p}]==]" for p in parts) + "}"
@@ -112,7 +122,13 @@ def lua_script(
         if "]==]" in t:
             raise ValueError("a body template contains the Lua long-string terminator")
     rendered = ",\n".join(lua_list(t.split(PLACEHOLDER)) for t in templates)
-    script = _LUA % {"templates": rendered, "nonce": nonce, "path": path}
+    script = _LUA % {
+        "templates": rendered,
+        "nonce": nonce,
+        "path": path,
+        "streams": streams,
+        "stream_placeholder": STREAM_PLACEHOLDER,
+    }
     if rate is not None:
         script += _PACING % {"threads": threads, "rate": rate}
     return script
