@@ -112,8 +112,8 @@ def lua_script(
 ) -> str:
     """The wrk script: each template split at the placeholder, joined with a unique id.
 
-    With `streams`, the stream placeholder of each body becomes one of that many stream names
-    in turn (templates made with `spread_streams`)."""
+    With `streams`, the stream placeholder of each body becomes one of that many stream names,
+    drawn at random per request (templates made with `spread_streams`)."""
 
     def lua_list(parts: list[str]) -> str:
         return "{" + ",".join(f"[==[{p}]==]" for p in parts) + "}"

@@ -33,7 +33,6 @@ from receiver.writerproto import FrameBuffer, frame
 
 log = logging.getLogger("receiver.writer")
 
-_ID_CHUNK: Final = 500  # stay far below SQLite's bound-parameter limit
 _HEARTBEAT: Final = (
     "INSERT INTO service_state (key, value) VALUES ('heartbeat', ?)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -167,21 +166,13 @@ class BatchWriter:
 
     def _duplicates(self, rows: list[tuple[Any, ...]]) -> dict[str, str]:
         """{new id: stored id} for the `rows` not inserted (inside the inserting transaction)."""
-        ids = [row[0] for row in rows]
-        present: set[str] = set()
-        for start in range(0, len(ids), _ID_CHUNK):
-            chunk = ids[start : start + _ID_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608
-            present.update(r[0] for r in self._conn.execute(query, chunk))
         duplicates: dict[str, str] = {}
         for row in rows:  # layout: receiver.store.event_row (id, event_type, kind, dedupe_key...)
-            if row[0] in present:
-                continue
             stored = self._conn.execute(_STORED_ID, (row[1], row[3])).fetchone()
             if stored is None:  # ignored, yet nothing has its key: never acknowledge that
                 raise sqlite3.IntegrityError(f"event {row[0]} was not stored")
-            duplicates[row[0]] = stored[0]
+            if stored[0] != row[0]:
+                duplicates[row[0]] = stored[0]
         return duplicates
 
 
