@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -101,7 +102,11 @@ async def keepup(args: argparse.Namespace, report: Report, url: str, durable_max
     summary = result.summary()
     report.context["keepup"] = summary
     report.section(f"keep-up at half the durable maximum ({durable_max:,.0f} req/s)")
-    report.add("offered / achieved req/s", rate, "req/s", extra=summary["achieved_req_per_s"])
+    achieved = summary["achieved_req_per_s"] / rate
+    report.add(
+        "offered / achieved req/s", rate, "req/s", extra=summary["achieved_req_per_s"],
+        ratio=achieved, target=">= 0.95 of offered", ok=achieved >= 0.95,
+    )  # fmt: skip
     report.add("p50 / p99 ack latency", summary["p50_ms"], "ms", extra=summary["p99_ms"])
     report.add(
         "outbox backlog, largest seen", result.max_backlog, "events",
@@ -152,6 +157,11 @@ async def soak(args: argparse.Namespace, report: Report, url: str) -> None:
 
 async def run(args: argparse.Namespace) -> Report:
     report = Report()
+    load = os.getloadavg()[0]
+    print(
+        f"load average {load:.2f} on {os.cpu_count()} CPUs"
+        + (" (busy: figures will be noisy; ratios are taken within each round)" if load > 1 else "")
+    )
     with contextlib.ExitStack() as stack:
         url = args.amqp_url
         if args.scenario in NEEDS_BROKER:

@@ -75,8 +75,8 @@ end
 
 function delay()
   local now = now_ms()
-  -- After a stall, resume the schedule from now: no burst to catch up more than 100 ms.
-  if next_ms == nil or next_ms < now - 100 then next_ms = now end
+  -- After a stall, resume the schedule from now: never a burst to catch up more than 1 s.
+  if next_ms == nil or next_ms < now - 1000 then next_ms = now end
   local wait = next_ms - now
   next_ms = next_ms + interval_ms
   if wait < 0 then return 0 end
