@@ -16,6 +16,7 @@ KEY = "currentKey2024abc"
 OLD_KEY = "previousKey2023xyz"
 URL_TOKEN = "url-token-0123456789"
 API_TOKEN = "api-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}  # the header every /api request carries
 
 
 def md5_sign(key: str, t: int) -> str:
@@ -90,3 +91,17 @@ async def eventually_async(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {within} s")
         await asyncio.sleep(0.02)
+
+
+async def post(client: Any, *bodies: dict[str, Any]) -> None:
+    """Deliver signed callbacks one after another, in the order given (the arrival order)."""
+    for body in bodies:
+        answer = await client.post("/callbacks", json=signed(body))
+        assert answer.status == 200, await answer.text()
+
+
+async def get(client: Any, url: str, status: int = 200) -> Any:
+    """GET an /api URL with the API token; the answer's JSON, after checking its status."""
+    answer = await client.get(url, headers=AUTH)
+    assert answer.status == status, await answer.text()
+    return await answer.json()

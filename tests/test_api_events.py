@@ -12,22 +12,9 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.css import porn, push_begin, record, snapshot, stream_end
-from tests.helpers import API_TOKEN, payload, signed
+from tests.helpers import AUTH, get, payload, post, signed
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 T0 = 1_703_731_000  # 2023-12-28T02:36:40Z
-
-
-async def post(client: Any, *bodies: dict[str, Any]) -> None:
-    for body in bodies:
-        answer = await client.post("/callbacks", json=signed(body))
-        assert answer.status == 200, await answer.text()
-
-
-async def get(client: Any, url: str, status: int = 200) -> Any:
-    answer = await client.get(url, headers=AUTH)
-    assert answer.status == status, await answer.text()
-    return await answer.json()
 
 
 async def listing(client: Any, **params: Any) -> list[dict[str, Any]]:

@@ -7,23 +7,9 @@ from typing import Any
 import pytest
 
 from tests.css import DOMAIN, porn, push_begin, push_exception, record, snapshot, stream_end
-from tests.helpers import API_TOKEN, signed
+from tests.helpers import get, post
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 T0 = 1_703_731_000
-
-
-async def post(client: Any, *bodies: dict[str, Any]) -> None:
-    """Deliver callbacks one after another, in the order given (the arrival order)."""
-    for body in bodies:
-        answer = await client.post("/callbacks", json=signed(body))
-        assert answer.status == 200, await answer.text()
-
-
-async def get(client: Any, url: str, status: int = 200) -> Any:
-    answer = await client.get(url, headers=AUTH)
-    assert answer.status == status, await answer.text()
-    return await answer.json()
 
 
 async def stream(client: Any, name: str) -> dict[str, Any]:

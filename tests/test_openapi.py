@@ -6,9 +6,7 @@ from typing import Any
 
 from receiver.openapi import route_paths
 from receiver.queries import EventQuery
-from tests.helpers import API_TOKEN
-
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+from tests.helpers import AUTH
 
 
 async def document(client: Any) -> dict[str, Any]:

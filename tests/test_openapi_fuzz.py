@@ -27,10 +27,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from receiver.settings import Settings
-from tests.helpers import API_TOKEN, payload, payload_names, signed
+from tests.helpers import AUTH, payload, payload_names, signed
 from tests.liveserver import LiveServer
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
