@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from pathlib import Path
 from typing import Any, Final
 
-PAYLOADS: Final = Path(__file__).resolve().parent.parent / "tests" / "payloads"
+from testbed import PAYLOADS
+
 PLACEHOLDER: Final = "__UNIQ__"
 STREAM_PLACEHOLDER: Final = "__STREAM__"
 # Where each kind names its stream (receiver.events.base.CssEvent.stream_fields).
 STREAM_FIELDS: Final = ("stream_id", "streamId", "channel_id")
 
-# The field(s) that make each kind's event unique (see receiver/dedupe.py).
+# The field(s) that make each kind's event unique (see receiver/storage/dedupe.py).
 UNIQUE_FIELDS: Final[dict[int, tuple[str, ...]]] = {
     1: ("sequence",),
     0: ("sequence",),

@@ -28,8 +28,9 @@ import aiohttp
 
 from bench.bodies import templates
 from bench.consumer import Consumer
-from bench.procs import Server, free_port, python_module
+from bench.procs import Server, python_module
 from bench.wrk import WrkResult, lua_script, run_wrk
+from testbed.service import free_port
 
 BASELINE, RECEIVER, RELAY = "bare aiohttp", "receiver", "receiver + relay"
 END_TO_END_TIMEOUT = 300.0

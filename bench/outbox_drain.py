@@ -23,15 +23,15 @@ import aio_pika
 import orjson
 from prometheus_client import CollectorRegistry
 
-from receiver.db import connect
-from receiver.envelope import Outgoing, from_row
-from receiver.migrate import apply_migrations
-from receiver.outbox import unpublished
-from receiver.publish_metrics import PublishMetrics
-from receiver.publisher import Publisher
-from receiver.relay import OutboxRelay
-from receiver.store import INSERT_EVENT
-from receiver.writer import EventWriter
+from receiver.outbox.envelope import Outgoing, from_row
+from receiver.outbox.metrics import PublishMetrics
+from receiver.outbox.publisher import Publisher
+from receiver.outbox.queries import unpublished
+from receiver.outbox.relay import OutboxRelay
+from receiver.storage.connect import connect
+from receiver.storage.migrations import apply_migrations
+from receiver.storage.rows import INSERT_EVENT
+from receiver.storage.writer import EventWriter
 
 IN_FLIGHT = 256
 _BUILD_CHUNK = 10_000
@@ -145,7 +145,7 @@ async def raw(url: str, exchange: str, path: Path) -> float:
 async def relay(url: str, exchange: str, path: Path, events: int) -> float:
     """The outbox relay as the service runs it: read, publish, confirm, mark (writer process)."""
     read = await connect(path, readonly=True)
-    read.row_factory = None  # as the service opens the relay's reader (receiver.broker)
+    read.row_factory = None  # as the service opens the relay's reader (receiver.outbox.broker)
     writer = EventWriter(path)
     await writer.start()
     metrics = PublishMetrics.create(CollectorRegistry())

@@ -1,7 +1,7 @@
 """The broker for a benchmark run: the URL given, or a private RabbitMQ node started for it.
 
-The node is the test suite's (`tests.broker.RabbitNode`: private ports, data directory and
-cookie, always stopped), so a benchmark never touches a broker someone else is using.
+The node is the one the test suite runs too (`testbed.broker.RabbitNode`: private ports, data
+directory and cookie, always stopped), so a benchmark never touches a broker someone else is using.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tests.broker import RabbitNode
+from testbed.broker import RabbitNode
 
 
 @contextlib.contextmanager
@@ -22,7 +22,7 @@ def broker(url: str | None, log: Callable[[str], object] = print) -> Iterator[st
         return
     with tempfile.TemporaryDirectory(prefix="bench-rabbitmq-") as scratch:
         node = RabbitNode(Path(scratch))
-        log("starting a private RabbitMQ node (about 6 s)")
+        log("starting a private RabbitMQ node")
         try:
             node.start()
             yield node.url

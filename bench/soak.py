@@ -24,8 +24,9 @@ from typing import Any
 from bench.bodies import templates
 from bench.consumer import Consumer
 from bench.ingest import END_TO_END_TIMEOUT, Load, count, receiver_env
-from bench.procs import Server, free_port, python_module
+from bench.procs import Server, python_module
 from bench.wrk import WrkResult, lua_script, run_wrk
+from testbed.service import free_port
 
 SEGMENT_SECONDS = 300.0
 WARM_UP_SECONDS = 60.0

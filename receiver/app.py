@@ -7,30 +7,24 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from receiver import openapi
-from receiver.admission import BodyBudget
-from receiver.apiauth import api_auth_middleware
-from receiver.broker import broker_ctx
+from receiver.callbacks import view as callbacks
+from receiver.callbacks.view import ingest_ctx
 from receiver.health import ComponentCheck
-from receiver.httplog import malformed_requests_ctx
-from receiver.inflight import InFlight
-from receiver.keys import (
-    BODY_BUDGET,
-    CLOCK,
-    HEALTH_CHECKS,
-    IN_FLIGHT,
-    METRICS,
-    SETTINGS,
-    TENCENT,
-    HealthChecks,
-)
+from receiver.history import views as api
+from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
-from receiver.middlewares import error_middleware
-from receiver.registration import auto_register_ctx, client_session_ctx
+from receiver.outbox import replay_view as replay
+from receiver.outbox.broker import broker_ctx
 from receiver.settings import Settings
-from receiver.storage import storage_ctx
+from receiver.storage.context import storage_ctx
 from receiver.tencent.autoregister import TencentSetup
-from receiver.views import api, callbacks, ops, replay
+from receiver.tencent.wiring import TENCENT, auto_register_ctx, client_session_ctx
+from receiver.web import openapi, ops
+from receiver.web.auth import api_auth_middleware
+from receiver.web.budget import BODY_BUDGET, BodyBudget
+from receiver.web.httplog import malformed_requests_ctx
+from receiver.web.inflight import IN_FLIGHT, InFlight
+from receiver.web.middleware import error_middleware
 
 
 async def _not_started() -> ComponentCheck:
@@ -77,6 +71,7 @@ def create_app(
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(malformed_requests_ctx)
     app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through its writer
     app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
     if settings.tencent_auto_register and tencent is not None:
         app[TENCENT] = tencent

@@ -1,19 +1,20 @@
 """Service configuration: one pydantic-settings model read from `RECEIVER_*` environment variables.
 
 Secrets are `SecretStr`, so neither `repr(settings)` nor a log line can print them. Keys that are
-not configured are generated on first start (see `receiver.secretfiles`), never left empty.
+not configured are generated on first start (see `receiver.cli.secretfiles`), never left empty.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from receiver.tencent import validation
-from receiver.tencent.endpoint import DEFAULT_ENDPOINT, parse_endpoint
+from yarl import URL
 
 # CSS signs with `t` = send time + 600 s; it retries for about 12 minutes, so a retry can carry a
 # `t` that has already passed. This grace keeps late retries acceptable (duplicates are absorbed).
@@ -22,6 +23,79 @@ DEFAULT_GRACE_SECONDS = 300
 # or comes from a badly wrong clock.
 SIGNATURE_VALIDITY_SECONDS = 600
 CLOCK_SKEW_SECONDS = 60
+
+# --- Values the settings check, and Tencent registration checks again before any API call. ----
+# They live here, below every stage, so that validating a setting needs no stage package.
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
+_APP = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+def check_public_url(value: str) -> str:
+    """An http(s) base URL without query or fragment; returned without its trailing slash."""
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"public URL {text!r} must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"public URL {text!r} must not carry a query, fragment or credentials")
+    return text.rstrip("/")
+
+
+def check_domain(value: str) -> str:
+    """A push domain, lower-cased; refused before CSS answers InvalidParameter.DomainFormatError."""
+    text = value.strip().lower().rstrip(".")
+    if len(text) > 253 or not _DOMAIN.fullmatch(text):
+        raise ValueError(f"{value!r} is not a domain name")
+    return text
+
+
+def check_app_name(value: str) -> str:
+    """The push path (AppName), `live` by default."""
+    text = value.strip()
+    if not _APP.fullmatch(text):
+        raise ValueError(f"{value!r} is not an AppName (1-128 letters, digits, '_', '-', '.')")
+    return text
+
+
+# Where Tencent Cloud API requests go: a bare host means HTTPS, a full URL is used as given.
+# `live.tencentcloudapi.com` (the default, nearest region) and `live.intl.tencentcloudapi.com`
+# (international accounts) are bare hosts; tests pass `http://127.0.0.1:PORT` to reach a local
+# fake. The `Host` that is signed, and sent, is the URL's host plus its port when that is not the
+# default.
+DEFAULT_ENDPOINT: Final = "live.tencentcloudapi.com"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    url: URL
+    host: str
+
+    def __str__(self) -> str:
+        return str(self.url)
+
+
+def parse_endpoint(value: str) -> Endpoint:
+    """Parse `RECEIVER_TENCENT_ENDPOINT`; raise ValueError with the reason if it is unusable."""
+    text = value.strip()
+    if not text:
+        raise ValueError("the Tencent endpoint is empty")
+    try:
+        url = URL(text if "://" in text else f"https://{text}")
+    except ValueError as exc:
+        raise ValueError(f"not a valid endpoint {text!r}: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise ValueError(f"endpoint {text!r} must use http or https")
+    if not url.host:
+        raise ValueError(f"endpoint {text!r} has no host")
+    if url.user or url.password or url.query_string or url.fragment or url.path not in ("", "/"):
+        raise ValueError(f"endpoint {text!r} must be a host or a base URL, without path or query")
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    if url.explicit_port is not None and url.explicit_port != _DEFAULT_PORTS[url.scheme]:
+        host = f"{host}:{url.explicit_port}"
+    return Endpoint(url.with_path("/"), host)
 
 
 class Settings(BaseSettings):
@@ -108,18 +182,18 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_public_url(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return validation.public_url(value) if value.strip() else None
+            return check_public_url(value) if value.strip() else None
         return value
 
     @field_validator("tencent_domains")
     @classmethod
     def _valid_domains(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(validation.domain(item) for item in value))
+        return list(dict.fromkeys(check_domain(item) for item in value))
 
     @field_validator("tencent_app")
     @classmethod
     def _valid_app(cls, value: str) -> str:
-        return validation.app_name(value)
+        return check_app_name(value)
 
     @model_validator(mode="after")
     def _auto_register_is_complete(self) -> Settings:

@@ -13,9 +13,9 @@ from pydantic import SecretStr
 
 from receiver.app import create_app
 from receiver.settings import Settings
-from tests.broker import RabbitNode
-from tests.fake_tencent import FakeTencent
-from tests.helpers import API_TOKEN, KEY, OLD_KEY
+from testbed.broker import RabbitNode
+from tests.support.fake_tencent import FakeTencent
+from tests.support.helpers import API_TOKEN, KEY, OLD_KEY
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 ServerFactory = Callable[..., Awaitable[TestServer]]

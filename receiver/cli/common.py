@@ -11,9 +11,10 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from receiver.secretfiles import CALLBACK_KEY_FILE, load_or_create
+from receiver.cli.secretfiles import CALLBACK_KEY_FILE, load_or_create
 from receiver.settings import Settings
 from receiver.tencent.credentials import TencentCredentials
+from receiver.web.responses import describe
 
 log = logging.getLogger("receiver")
 
@@ -34,9 +35,7 @@ def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         lines = [
-            f"  RECEIVER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-            if e["loc"]
-            else f"  {e['msg']}"
+            "  " + describe(e, name=_env_name("RECEIVER_", e["loc"]), show_input=False)
             for e in exc.errors()
         ]
         print("invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
@@ -49,11 +48,16 @@ def load_credentials() -> TencentCredentials:
         return TencentCredentials()
     except ValidationError as exc:
         lines = [
-            f"  TENCENTCLOUD_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            "  " + describe(e, name=_env_name("TENCENTCLOUD_", e["loc"]), show_input=False)
             for e in exc.errors()
         ]
         print("invalid Tencent Cloud credentials:\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _env_name(prefix: str, loc: tuple[int | str, ...]) -> str | None:
+    """The environment variable a settings error is about (None: the settings as a whole)."""
+    return prefix + "_".join(map(str, loc)).upper() if loc else None
 
 
 def configure_logging(level: str) -> None:

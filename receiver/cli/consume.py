@@ -17,8 +17,8 @@ import aio_pika
 import orjson
 
 from receiver.cli.common import configure_logging, load_settings
-from receiver.envelope import REPLAY_HEADER
-from receiver.publisher import describe, mask_url
+from receiver.outbox.envelope import REPLAY_HEADER
+from receiver.outbox.publisher import describe, mask_url
 from receiver.settings import Settings
 
 DEFAULT_QUEUE = "receiver.consume"

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from receiver import history
 from receiver.cli.common import add_database_option
+from receiver.cli.filters import FILTER_OPTIONS, add_filter_options
 from receiver.cli.listing import Listing, add_listing_options, run_listing
 from receiver.cli.table import when
-from receiver.kinds import ALL_KINDS
-from receiver.queries import EventQuery
-from receiver.resources import Event
+from receiver.history import sql as history
+from receiver.history.models import Event
+from receiver.history.params import EventQuery
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,17 +25,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="List stored events, newest stored first. Times: ISO 8601 with an offset "
         "(2024-05-01T08:00:00+08:00) or unix seconds.",
     )
-    parser.add_argument(
-        "--kind", action="append", choices=ALL_KINDS, metavar="KIND", help="repeatable"
-    )
-    parser.add_argument("--event-type", type=int, help="CSS event_type number")
-    parser.add_argument("--domain")
-    parser.add_argument("--app-name")
-    parser.add_argument("--stream-id", "--stream", dest="stream_id")
-    parser.add_argument("--since", help="event time at or after")
-    parser.add_argument("--until", help="event time before")
-    parser.add_argument("--received-since", help="arrival time at or after")
-    parser.add_argument("--received-until", help="arrival time before")
+    add_filter_options(parser)
     published = parser.add_mutually_exclusive_group()
     published.add_argument("--published", action="store_const", const=True, default=None)
     published.add_argument("--unpublished", dest="published", action="store_const", const=False)
@@ -64,10 +54,7 @@ def _row(event: Event) -> tuple[str, ...]:
     )
 
 
-_OPTIONS = (
-    "kind", "event_type", "domain", "app_name", "stream_id", "since", "until",
-    "received_since", "received_until", "published",
-)  # fmt: skip
+_OPTIONS = (*FILTER_OPTIONS, "published")
 
 EVENTS: Listing[EventQuery, Event] = Listing(
     command="events",

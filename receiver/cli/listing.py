@@ -22,8 +22,8 @@ from receiver.cli.common import load_settings
 from receiver.cli.readonly import CommandError, open_readonly
 from receiver.cli.table import write_table
 from receiver.errors import ApiError
-from receiver.history import Page
-from receiver.queries import Params, validate_query
+from receiver.history.params import Params, validate_query
+from receiver.history.sql import Page
 
 Q = TypeVar("Q", bound=Params)
 T = TypeVar("T", bound=BaseModel)

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 
 from receiver.cli.common import add_database_option, configure_logging, load_settings
-from receiver.db import connect
-from receiver.migrate import apply_migrations
+from receiver.storage.connect import connect
+from receiver.storage.migrations import apply_migrations
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from receiver.db import connect
-from receiver.migrate import load_migrations
+from receiver.storage.connect import connect
+from receiver.storage.migrations import load_migrations
 
 
 class CommandError(Exception):

@@ -16,13 +16,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from receiver.broker import make_publisher
 from receiver.cli.common import add_database_option, configure_logging, load_settings
-from receiver.db import connect
-from receiver.kinds import ALL_KINDS
-from receiver.publisher import BrokerUnavailable, describe
-from receiver.replay import ReplayFilter, ReplayProgress, count_matching, replay
+from receiver.cli.filters import FILTER_OPTIONS, add_filter_options, option_name
+from receiver.outbox.broker import make_publisher
+from receiver.outbox.publisher import BrokerUnavailable, describe
+from receiver.outbox.replay import ReplayFilter, ReplayProgress, count_matching, replay
 from receiver.settings import Settings
+from receiver.storage.connect import connect
+from receiver.web.responses import explain
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,20 +31,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "replay",
         help="re-publish stored events (x-replay: true, same message_id)",
         description="Re-publish stored events to RECEIVER_AMQP_URL / RECEIVER_AMQP_EXCHANGE, "
-        "in storage order. Times are ISO 8601 (UTC if no zone) or unix seconds and apply to "
-        "when the receiver stored the event; --since is inclusive, --until exclusive.",
+        "in storage order. The filters are those of `receiver events`: --since/--until on the "
+        "event time, --received-since/--received-until on the arrival time (each since "
+        "inclusive, until exclusive). Times: unix seconds or ISO 8601 with an offset.",
     )
-    parser.add_argument("--since", help="stored at or after this time")
-    parser.add_argument("--until", help="stored before this time")
-    parser.add_argument(
-        "--kind",
-        action="append",
-        default=[],
-        metavar="KIND",
-        help=f"event kind, repeatable or comma-separated ({', '.join(ALL_KINDS)})",
-    )
-    parser.add_argument("--stream", help="stream id (exact)")
-    parser.add_argument("--domain", help="push domain (exact)")
+    add_filter_options(parser)
     parser.add_argument(
         "--all", action="store_true", help="replay every stored event (needed without filters)"
     )
@@ -69,20 +61,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _selection(args: argparse.Namespace) -> ReplayFilter | None:
     fields: dict[str, Any] = {
-        "since": args.since,
-        "until": args.until,
-        "kind": ",".join(args.kind),
-        "stream": args.stream,
-        "domain": args.domain,
-        "all": args.all,
+        name: value for name in FILTER_OPTIONS if (value := getattr(args, name)) is not None
     }
+    if args.all:
+        fields["all"] = True
     try:
-        return ReplayFilter.model_validate({k: v for k, v in fields.items() if v})
+        return ReplayFilter.model_validate(fields)
     except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            option = "--" + "".join(str(part) for part in error["loc"]) if error["loc"] else ""
-            message = str(error["msg"]).removeprefix("Value error, ")
-            print(f"invalid replay filter: {option} {message}".replace("  ", " "), file=sys.stderr)
+        message = explain(exc)
+        for name in (*FILTER_OPTIONS, "all"):
+            if message.startswith(f"{name}:"):
+                message = option_name(name) + message[len(name) :]
+        print(f"invalid replay filter: {message}", file=sys.stderr)
         return None
 
 

@@ -19,11 +19,12 @@ from receiver.cli.common import (
     load_settings,
     with_callback_key,
 )
-from receiver.keys import IN_FLIGHT, SETTINGS
-from receiver.registration import client_retry
-from receiver.secretfiles import API_TOKEN_FILE, load_or_create
+from receiver.cli.secretfiles import API_TOKEN_FILE, load_or_create
+from receiver.keys import SETTINGS
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
+from receiver.tencent.wiring import client_retry
+from receiver.web.inflight import IN_FLIGHT
 
 log = logging.getLogger("receiver")
 
@@ -71,7 +72,7 @@ async def serve(app: web.Application, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT, then: stop listening (new connections are refused), let the
     requests already begun finish, bodies still arriving included, and only then close the
     connections and run the cleanup (the writer commits the rest). `web.run_app` closes the
-    connections first and drops what arrives on them: see `receiver.inflight`.
+    connections first and drops what arrives on them: see `receiver.web.inflight`.
     """
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None,

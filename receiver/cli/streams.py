@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from receiver import history
 from receiver.cli.common import add_database_option
 from receiver.cli.listing import Listing, add_listing_options, run_listing
 from receiver.cli.table import when
-from receiver.queries import StreamQuery
-from receiver.resources import Stream
+from receiver.history import sql as history
+from receiver.history.models import Stream
+from receiver.history.params import StreamQuery
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

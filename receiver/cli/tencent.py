@@ -24,7 +24,6 @@ from receiver.cli.common import (
     load_settings,
     with_callback_key,
 )
-from receiver.registration import client_retry, registration_request
 from receiver.settings import Settings
 from receiver.tencent.actions import CallbackRule, CallbackTemplate, LiveCallbackApi
 from receiver.tencent.client import TencentClient
@@ -39,6 +38,7 @@ from receiver.tencent.register import (
 )
 from receiver.tencent.register import register as register_template
 from receiver.tencent.validation import TEMPLATE_QUOTA
+from receiver.tencent.wiring import client_retry, registration_request
 
 Work = Callable[[LiveCallbackApi, Settings], Awaitable[int]]
 

@@ -15,8 +15,6 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 # Anything outside this range is not a plausible event time in seconds (1970 .. year 5138).
 _MAX_SECONDS = 1e11
-# Kinds whose `sequence` identifies one publishing session (begin, end, push exception).
-PUSH_SESSION_TYPES = frozenset({0, 1, 321})
 
 
 class Normalised(NamedTuple):
@@ -133,7 +131,7 @@ class CssEvent(BaseModel):
         return None
 
 
-def normalise_mapping(body: dict[str, Any], event_type: int) -> Normalised:
+def normalise_mapping(body: dict[str, Any], *, push_session: bool) -> Normalised:
     """Best-effort normalised view of a body that failed its kind's model (never raises)."""
 
     def first(names: tuple[str, ...]) -> str | None:
@@ -148,5 +146,5 @@ def normalise_mapping(body: dict[str, Any], event_type: int) -> Normalised:
         app_name=first(CssEvent.app_name_fields),
         stream_id=first(CssEvent.stream_fields),
         event_time=seconds(body.get("event_time")),
-        sequence=text(body.get("sequence")) if event_type in PUSH_SESSION_TYPES else None,
+        sequence=text(body.get("sequence")) if push_session else None,
     )

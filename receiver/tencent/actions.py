@@ -21,18 +21,7 @@ from pydantic.alias_generators import to_pascal
 from receiver.tencent.client import TencentClient
 from receiver.tencent.errors import TencentError
 from receiver.tencent.masking import mask_url
-
-# The template fields this receiver manages, by the receiver's per-kind callback path
-# (`receiver.kinds.PATH_KINDS`). Others (recording status, audio moderation, recording
-# exception) are left as the operator set them in the console.
-URL_FIELD_BY_PATH_KIND: Final[dict[str, str]] = {
-    "stream-begin": "StreamBeginNotifyUrl",
-    "stream-end": "StreamEndNotifyUrl",
-    "record": "RecordNotifyUrl",
-    "snapshot": "SnapshotNotifyUrl",
-    "porn": "PornCensorshipNotifyUrl",
-    "push-exception": "PushExceptionNotifyUrl",
-}
+from receiver.web.responses import describe
 
 
 class TencentResponseError(TencentError):
@@ -186,6 +175,7 @@ def _validate(adapter: TypeAdapter[T], value: object, action: str) -> T:
     except ValidationError as exc:
         # Field names and error kinds only: the input may hold a CallbackKey.
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors()[:3]
+            describe(e, name=None if e["loc"] else "answer", show_input=False)
+            for e in exc.errors()[:3]
         )
         raise TencentResponseError(action, problems) from None

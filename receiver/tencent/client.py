@@ -33,15 +33,15 @@ import aiohttp
 import orjson
 
 from receiver import __version__
+from receiver.settings import DEFAULT_ENDPOINT, Endpoint, parse_endpoint
 from receiver.tencent.credentials import TencentCredentials
-from receiver.tencent.endpoint import DEFAULT_ENDPOINT, Endpoint, parse_endpoint
 from receiver.tencent.errors import (
     TencentApiError,
     TencentError,
     TencentHttpError,
     TencentNetworkError,
 )
-from receiver.tencent.signing import sign
+from receiver.tencent.tc3 import sign
 
 log = logging.getLogger(__name__)
 

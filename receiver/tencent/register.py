@@ -22,9 +22,10 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
+from receiver.events.kinds import URL_FIELD_BY_PATH_KIND
+from receiver.settings import check_app_name, check_domain, check_public_url
 from receiver.tencent import validation
 from receiver.tencent.actions import (
-    URL_FIELD_BY_PATH_KIND,
     CallbackRule,
     CallbackTemplate,
     LiveCallbackApi,
@@ -69,10 +70,10 @@ def wanted_template(request: RegistrationRequest) -> tuple[TemplateWrite, list[s
     warnings += validation.description(request.description)
     validation.callback_key(request.callback_key.get_secret_value())
     try:
-        base = validation.public_url(request.public_url)
+        base = check_public_url(request.public_url)
         for domain in request.domains:
-            validation.domain(domain)
-        validation.app_name(request.app)
+            check_domain(domain)
+        check_app_name(request.app)
     except ValueError as exc:
         raise RegistrationError(str(exc)) from None
     if not request.domains:
@@ -269,7 +270,7 @@ async def register(
         wanted,
         templates,
         rules,
-        domains=[validation.domain(domain) for domain in request.domains],
+        domains=[check_domain(domain) for domain in request.domains],
         app=request.app,
         force=request.force,
         warnings=warnings,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from typing import Final
-from urllib.parse import urlsplit
 
 from receiver.tencent.errors import RegistrationError
 
@@ -26,9 +25,6 @@ TEMPLATE_QUOTA: Final = 50
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _KEY = re.compile(r"[A-Za-z0-9]{1,32}")
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
-_APP = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 def template_name(value: str) -> list[str]:
@@ -55,33 +51,6 @@ def callback_key(value: str) -> None:
             "the most a CSS template's CallbackKey holds: put a suitable key first in "
             "RECEIVER_CALLBACK_KEYS (unset it to use a generated one)"
         )
-
-
-def public_url(value: str) -> str:
-    """An http(s) base URL without query or fragment; returned without its trailing slash."""
-    text = value.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"public URL {text!r} must be an http:// or https:// URL with a host")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"public URL {text!r} must not carry a query, fragment or credentials")
-    return text.rstrip("/")
-
-
-def domain(value: str) -> str:
-    """A push domain, lower-cased; refused before CSS answers InvalidParameter.DomainFormatError."""
-    text = value.strip().lower().rstrip(".")
-    if len(text) > 253 or not _DOMAIN.fullmatch(text):
-        raise ValueError(f"{value!r} is not a domain name")
-    return text
-
-
-def app_name(value: str) -> str:
-    """The push path (AppName), `live` by default."""
-    text = value.strip()
-    if not _APP.fullmatch(text):
-        raise ValueError(f"{value!r} is not an AppName (1-128 letters, digits, '_', '-', '.')")
-    return text
 
 
 def _charset(what: str, value: str, max_bytes: int) -> None:

@@ -10,8 +10,8 @@ from typing import Literal
 
 import pytest
 
-from bench.chaos.outage import QUICK, broker_outage
-from tests.broker import RabbitNode
+from testbed.broker import RabbitNode
+from tests.reliability.scenarios.outage import QUICK, broker_outage
 
 
 @pytest.mark.timeout(240)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.broker_restart import QUICK, broker_restart
-from tests.broker import RabbitNode
+from testbed.broker import RabbitNode
+from tests.reliability.scenarios.broker_restart import QUICK, broker_restart
 
 
 @pytest.mark.timeout(240)

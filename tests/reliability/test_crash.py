@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.crash import QUICK, crash_under_load
-from tests.broker import RabbitNode
+from testbed.broker import RabbitNode
+from tests.reliability.scenarios.crash import QUICK, crash_under_load
 
 
 @pytest.mark.timeout(180)

@@ -16,7 +16,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bench.chaos.cssload import (
+from receiver.storage.dedupe import dedupe_key
+from tests.reliability.scenarios.cssload import (
     ID_FIELD,
     IDENTITY_FIELDS,
     CssSender,
@@ -25,7 +26,6 @@ from bench.chaos.cssload import (
     css_sign,
     load_templates,
 )
-from receiver.dedupe import dedupe_key
 
 KEY = "loadKey"
 

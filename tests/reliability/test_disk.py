@@ -1,8 +1,9 @@
 """Scenario 5 at CI size: an unwritable database means 503 and readiness `fail`, never 200;
 publishing stays on, and every acknowledged event still reaches the queue once the disk is back.
 
-Each mechanism works on descriptors the writer already holds, as root (see bench.chaos.disk).
-Where a mechanism is not permitted, the scenario falls back to RLIMIT_FSIZE and says so.
+Each mechanism works on descriptors the writer already holds, as root (see
+tests.reliability.scenarios.disk). Where a mechanism is not permitted, the scenario falls back
+to RLIMIT_FSIZE and says so.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import get_args
 
 import pytest
 
-from bench.chaos.disk_trouble import DiskPlan, Mechanism, disk_trouble
-from tests.broker import RabbitNode
+from testbed.broker import RabbitNode
+from tests.reliability.scenarios.disk_trouble import DiskPlan, Mechanism, disk_trouble
 
 
 @pytest.mark.timeout(180)

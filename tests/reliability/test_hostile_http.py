@@ -1,8 +1,8 @@
 """Scenario 6 over HTTP at CI size: hostile input gets specific answers, never a 500.
 
-The scenario (`bench.chaos.hostile`) attacks the real service process on loopback with
-property-based bodies, oversized and deeply nested ones and slow clients, then checks that the
-same processes are up with bounded memory and that nothing forged was stored.
+The scenario (`tests.reliability.scenarios.hostile`) attacks the real service process on
+loopback with property-based bodies, oversized and deeply nested ones and slow clients, then
+checks that the same processes are up with bounded memory and that nothing forged was stored.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.hostile import HostilePlan, hostile_input
+from tests.reliability.scenarios.hostile import HostilePlan, hostile_input
 
 
 @pytest.mark.timeout(180)

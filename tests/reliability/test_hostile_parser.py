@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.chaos.parser_target import GRACE, KEY, NOW, ParserTarget
-from bench.chaos.strategies import (
+from testbed import PAYLOADS
+from tests.reliability.scenarios.parser_target import GRACE, KEY, NOW, ParserTarget
+from tests.reliability.scenarios.strategies import (
     TEMPLATES,
     encode,
     json_values,
@@ -104,10 +105,10 @@ def test_atheris_finds_no_crash_in_the_pipeline(tmp_path: Path) -> None:
     """Coverage-guided fuzzing (libFuzzer via atheris) from the real bodies as seed corpus."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for path in (ROOT / "tests" / "payloads").glob("*.json"):
+    for path in PAYLOADS.glob("*.json"):
         (corpus / path.name).write_bytes(path.read_bytes())
     run = subprocess.run(
-        [sys.executable, "-m", "bench.chaos.fuzz", str(corpus),
+        [sys.executable, "-m", "tests.reliability.scenarios.fuzz", str(corpus),
          "-runs=100000", "-max_len=4096", f"-artifact_prefix={tmp_path}/"],
         cwd=ROOT, capture_output=True, text=True, timeout=110,
         env={**os.environ, "PYTHONPATH": str(ROOT)},

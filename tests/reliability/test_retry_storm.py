@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.cssload import load_templates
-from bench.chaos.storm import StormPlan, retry_storm
-from tests.broker import RabbitNode
+from testbed.broker import RabbitNode
+from tests.reliability.scenarios.cssload import load_templates
+from tests.reliability.scenarios.storm import StormPlan, retry_storm
 
 
 @pytest.mark.timeout(180)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.shutdown import ShutdownPlan, graceful_shutdown
+from tests.reliability.scenarios.shutdown import ShutdownPlan, graceful_shutdown
 
 
 @pytest.mark.timeout(120)

@@ -1,0 +1,101 @@
+"""The callback pipeline, free of HTTP: authenticate and parse, then hand over to the writer.
+
+Only what can refuse a request happens here (the answer must say why). Normalisation, the
+deduplication key and the model validation, which never refuse a body, run in the writer process
+(`receiver.storage.writer_process`), off the HTTP event loop. Order matters: the URL token (when
+configured) is checked before the body is even parsed, so an unauthenticated caller learns
+nothing about our parser; the signature needs the parsed body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from receiver.callbacks.body import parse_body, read_event_type
+from receiver.callbacks.signature import SignatureVerifier, verify_token
+from receiver.errors import AuthenticationFailed, Refusal, StorageUnavailable
+from receiver.events.kinds import UNSIGNED_EVENT_TYPES, kind_of
+from receiver.metrics import Metrics
+from receiver.settings import Settings
+from receiver.storage.writer import EventWriter, Stored
+
+log = logging.getLogger(__name__)
+
+
+class Ingestor:
+    """Turns raw callback bytes into a stored event, or raises the refusal to answer with."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        writer: EventWriter,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ) -> None:
+        keys = settings.key_values()
+        if not keys:
+            raise ValueError("no callback key configured: RECEIVER_CALLBACK_KEYS is required")
+        self._signatures = SignatureVerifier(keys, grace_seconds=settings.signature_grace_seconds)
+        self._token = settings.url_token.get_secret_value() if settings.url_token else None
+        self._writer = writer
+        self._metrics = metrics
+        self._clock = clock
+
+    @property
+    def wants_token(self) -> bool:
+        """Whether the URL token matters (reading the query string costs a URL parse)."""
+        return self._token is not None
+
+    async def ingest(self, raw: bytes, *, token: str | None, path_kind: str | None) -> Stored:
+        """Authenticate and store one callback body; duplicates are accepted, not stored twice.
+
+        Raises a `Refusal` (the caller counts it with `count_refusal`, knowing the peer) or
+        `StorageUnavailable`.
+        """
+        number = self._authenticate(raw, token)
+        kind = kind_of(number)
+        try:
+            stored = await self._writer.submit(number, raw, self._clock(), path_kind)
+        except StorageUnavailable:
+            self._metrics.callback(kind, "unavailable")
+            raise
+        if stored.schema_error is not None:
+            self._metrics.schema_mismatches.labels(kind).inc()
+            log.warning("stored %s event not fitting its model: %s", kind, stored.schema_error)
+        if stored.new:
+            self._metrics.callback(kind, "stored")
+        else:
+            self._metrics.callback(kind, "duplicate")
+            self._metrics.duplicates.labels(kind).inc()
+        return stored
+
+    def count_refusal(self, refusal: Refusal, *, peer: str | None, path_kind: str | None) -> None:
+        """Count and log a refusal: every refusal is visible in metrics and logs."""
+        self._metrics.refusals.labels(refusal.reason).inc()
+        self._metrics.callback("unknown", "refused")
+        log.warning(
+            "refused callback from %s on %s: %s (%s)",
+            peer or "?",
+            f"/callbacks/{path_kind}" if path_kind else "/callbacks",
+            refusal.error,
+            refusal.message,
+        )
+
+    def _authenticate(self, raw: bytes, token: str | None) -> int:
+        """The body's event_type, once the body is known to come from CSS."""
+        if self._token is not None:
+            verify_token(token, self._token)
+        body = parse_body(raw)
+        number = read_event_type(body)
+        if number in UNSIGNED_EVENT_TYPES:
+            if self._token is None:
+                raise AuthenticationFailed(
+                    "token",
+                    "token_required",
+                    f"event_type {number} carries no signature, so it is accepted only with a "
+                    "URL token; set RECEIVER_URL_TOKEN and add ?token=... to its callback URL",
+                )
+        else:
+            self._signatures.verify(body, now=self._clock())
+        return number

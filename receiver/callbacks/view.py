@@ -1,0 +1,173 @@
+"""`POST /callbacks` and `POST /callbacks/{kind}`: where CSS delivers events.
+
+The hot path: the handler answers its own errors (with the middleware's `error_response`) and
+times itself, so the middleware does not wrap it (see `receiver.web.middleware`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Final, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from receiver.callbacks.ingest import Ingestor
+from receiver.errors import BodyTimeout, Overloaded, PayloadTooLarge, Refusal
+from receiver.events import MODEL_BY_EVENT_TYPE, CssEvent
+from receiver.events.kinds import KIND_BY_EVENT_TYPE, PATH_KINDS
+from receiver.keys import CLOCK, METRICS, SETTINGS
+from receiver.storage.context import WRITER
+from receiver.web.budget import BODY_BUDGET
+from receiver.web.inflight import IN_FLIGHT
+from receiver.web.middleware import error_response
+from receiver.web.openapi import Operation, Response, document
+
+# CSS only looks at the status; the body is what Tencent suggests replying.
+_OK = b'{"code":0}'
+INGESTOR = web.AppKey("ingestor", Ingestor)
+_KINDS: Final = ", ".join(f"{number} {kind}" for number, kind in KIND_BY_EVENT_TYPE.items())
+
+
+async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The ingest pipeline over the storage writer (so it starts after the storage context)."""
+    app[INGESTOR] = Ingestor(app[SETTINGS], app[WRITER], app[METRICS], app[CLOCK])
+    yield
+
+
+def get_ingestor(app: web.Application) -> Ingestor:
+    """The ingest pipeline; present once the ingest cleanup context has started."""
+    try:
+        return app[INGESTOR]
+    except KeyError:
+        raise RuntimeError(
+            "the ingestor is not set up: create the app with receiver.app.create_app()"
+        ) from None
+
+
+async def receive_callback(request: web.Request) -> web.StreamResponse:
+    """Store the event, then answer 200 `{"code":0}`; a refusal is answered, counted, logged."""
+    started = time.perf_counter()
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.begin()  # shutdown waits for every callback it has begun
+    ingestor = get_ingestor(request.app)
+    path_kind = request.match_info.get("kind")
+    try:
+        raw = await _read_body(request)
+        token = request.query.get("token") if ingestor.wants_token else None
+        await ingestor.ingest(raw, token=token, path_kind=path_kind)
+        response: web.StreamResponse = web.Response(body=_OK, content_type="application/json")
+    except Refusal as refusal:
+        ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
+        response = error_response(request, refusal)
+    except Overloaded as overloaded:
+        request.app[METRICS].callback("unknown", "overloaded")
+        response = error_response(request, overloaded)
+    except Exception as exc:
+        response = error_response(request, exc)
+    finally:
+        in_flight.end()
+    request.app[METRICS].observe_request(
+        request.match_info.route.resource, time.perf_counter() - started
+    )
+    return response
+
+
+async def _read_body(request: web.Request) -> bytes:
+    settings = request.app[SETTINGS]
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(limit)
+    if request.content.is_eof():
+        # The whole body arrived with the headers (the usual case): no wait, no timer needed.
+        return await request.read()
+    # Still arriving: hold its size (the limit, if chunked) of the body budget meanwhile.
+    reserved = request.content_length if request.content_length is not None else limit
+    try:
+        with request.app[BODY_BUDGET].reserve(reserved):
+            async with asyncio.timeout(settings.body_read_timeout_seconds):
+                return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(limit) from None
+    except TimeoutError:
+        raise BodyTimeout(settings.body_read_timeout_seconds) from None
+
+
+class CallbackBody(BaseModel):
+    """What the service accepts: any JSON object with a non-negative integer `event_type`.
+
+    CSS's fields per kind are in the `components.schemas` named after each kind (StreamBegin,
+    RecordFile, ...); a body that does not fit its kind's model is still stored, never refused.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    event_type: int = Field(ge=0, description="Decides the kind: " + _KINDS)
+    t: int | None = Field(default=None, description="Signature expiry, unix seconds.")
+    sign: str | None = Field(default=None, description="md5(CallbackKey + str(t)), hex.")
+
+
+class CallbackAck(BaseModel):
+    """What CSS is answered for a stored event and for every duplicate of one."""
+
+    code: Literal[0]
+
+
+class CallbackRefusal(BaseModel):
+    code: int = Field(description="The HTTP status again (CSS only looks at the status).")
+    error: str = Field(description="Machine-readable reason, e.g. `signature_mismatch`.")
+    message: str
+
+
+class CallbackQuery(BaseModel):
+    token: str | None = Field(
+        default=None, description="RECEIVER_URL_TOKEN, when one is configured."
+    )
+
+
+class CallbackPath(BaseModel):
+    kind: Annotated[str, WithJsonSchema({"type": "string", "enum": list(PATH_KINDS)})] = Field(
+        description="Template slot this URL is configured in; metadata only."
+    )
+
+
+def _operation(summary: str, path: type[BaseModel] | None) -> Operation:
+    refusal = "Refused; `error` says why."
+    unknown_path = {404: Response("No such template slot in the path.", CallbackRefusal)}
+    return Operation(
+        summary=summary,
+        description="Verifies `sign == md5(CallbackKey + t)`, stores the body verbatim (the "
+        'body\'s `event_type` decides its kind), then answers 200 `{"code":0}`. Duplicates '
+        "are answered 200 and stored once. Content-Type is ignored.",
+        tag="callbacks",
+        path=path,
+        query=CallbackQuery,
+        body=CallbackBody,
+        body_description="A CSS event callback, as the template's URL receives it.",
+        models=(*MODEL_BY_EVENT_TYPE.values(), CssEvent),
+        responses={
+            200: Response("Stored, or a duplicate of a stored event.", CallbackAck),
+            400: Response(
+                f"{refusal} The body is not a JSON object with an event_type.", CallbackRefusal
+            ),
+            401: Response(f"{refusal} Signature or URL token missing or wrong.", CallbackRefusal),
+            408: Response(f"{refusal} The body arrived too slowly.", CallbackRefusal),
+            413: Response(f"{refusal} The body is too large.", CallbackRefusal),
+            503: Response("Not stored (CSS retries).", CallbackRefusal),
+            **(unknown_path if path is not None else {}),
+        },
+    )
+
+
+_ANY_KIND: Final = _operation("Receive a CSS callback of any kind", None)
+_ONE_KIND: Final = _operation("Receive a CSS callback (per-kind template URL)", CallbackPath)
+
+
+def setup_routes(app: web.Application) -> None:
+    kinds = "|".join(PATH_KINDS)
+    app.router.add_post("/callbacks", receive_callback, name="callbacks")
+    app.router.add_post(f"/callbacks/{{kind:{kinds}}}", receive_callback, name="callbacks_kind")
+    document(app, "POST", "/callbacks", _ANY_KIND)
+    document(app, "POST", "/callbacks/{kind}", _ONE_KIND)

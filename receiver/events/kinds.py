@@ -1,0 +1,201 @@
+"""The one table of CSS event kinds: every fact about a kind is one entry here.
+
+CSS identifies an event by the integer `event_type` in its body. Everything downstream uses the
+short kind name instead, so that a consumer binding `css.stream_end` or an operator filtering
+`kind=porn` never has to remember numbers. Unknown types are kind `other` and are never dropped.
+
+Each entry says, for its kind: the model that validates it (which also knows how the kind spells
+its event time: several kinds compute it, e.g. the earliest of nested items, so that stays with
+the model), the fields that identify one event for deduplication, whether it belongs to a stream
+and to a push session, whether CSS signs it, the `/callbacks/<slug>` path and the Tencent template
+URL field the receiver manages for it, and the push-session category the history API lists it
+under. Storage, the callback routes, dedupe, history and Tencent registration all read this table
+(directly or through the views below it), so adding a kind is one entry and its model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from receiver.events.analysis import (
+    EvaluationAverage,
+    EvaluationThreshold,
+    Highlight,
+    QualityControl,
+    SmartErase,
+    Subtitles,
+    Summary,
+)
+from receiver.events.base import CssEvent
+from receiver.events.moderation import AudioModeration, PornDetection
+from receiver.events.push import PushException, StreamBegin, StreamEnd
+from receiver.events.recording import RecordException, RecordFile, RecordStatus
+from receiver.events.snapshot import Snapshot
+from receiver.events.tasks import Monitor, Relay
+
+Body = dict[str, Any]
+# The values that identify one event of a kind (its stream first, when `names_stream`).
+KeyFields = Callable[[Body], list[object]]
+
+OTHER: Final = "other"
+
+
+def _stream(body: Body) -> object:
+    return body.get("stream_id") or body.get("streamId")
+
+
+def _exception_type(body: Body) -> object:
+    exception = body.get("exception")
+    return exception.get("type") if isinstance(exception, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Everything the receiver knows about one CSS event kind."""
+
+    event_type: int
+    name: str
+    model: type[CssEvent]
+    # Deduplication (reference §1.3): the fields that identify one event; None: the whole body.
+    key_fields: KeyFields | None = None
+    # The kind names a stream: the key's first value is the stream, and may be missing.
+    names_stream: bool = False
+    # The kind belongs to one publishing session (its `sequence` is the session id).
+    push_session: bool = False
+    # CSS documents `t`/`sign` for it; unsigned kinds are authenticated by the URL token only.
+    signed: bool = True
+    # `/callbacks/<slug>`, and the template field pointing there (managed by registration).
+    slug: str | None = None
+    template_field: str | None = None
+    # Where the history API lists it within a push session.
+    session_category: str | None = None
+
+
+KINDS: Final[tuple[Kind, ...]] = (
+    Kind(
+        1,
+        "stream_begin",
+        StreamBegin,
+        lambda b: [_stream(b), b.get("sequence")],
+        names_stream=True,
+        push_session=True,
+        slug="stream-begin",
+        template_field="StreamBeginNotifyUrl",
+    ),
+    Kind(
+        0,
+        "stream_end",
+        StreamEnd,
+        lambda b: [_stream(b), b.get("sequence")],
+        names_stream=True,
+        push_session=True,
+        slug="stream-end",
+        template_field="StreamEndNotifyUrl",
+    ),
+    Kind(
+        100,
+        "record",
+        RecordFile,
+        lambda b: [_stream(b), b.get("record_file_id") or b.get("file_id")],
+        names_stream=True,
+        slug="record",
+        template_field="RecordNotifyUrl",
+        session_category="recordings",
+    ),
+    Kind(
+        200,
+        "snapshot",
+        Snapshot,
+        # create_time too: a template may overwrite one file name, and each shot is a new event.
+        lambda b: [_stream(b), b.get("pic_url"), b.get("create_time")],
+        names_stream=True,
+        slug="snapshot",
+        template_field="SnapshotNotifyUrl",
+        session_category="snapshots",
+    ),
+    Kind(
+        317,
+        "porn",
+        PornDetection,
+        lambda b: [_stream(b), b.get("img"), b.get("screenshotTime")],
+        names_stream=True,
+        slug="porn",
+        template_field="PornCensorshipNotifyUrl",
+        session_category="moderation",
+    ),
+    Kind(
+        321,
+        "push_exception",
+        PushException,
+        lambda b: [_stream(b), b.get("sequence"), b.get("data_time")],
+        names_stream=True,
+        push_session=True,
+        slug="push-exception",
+        template_field="PushExceptionNotifyUrl",
+        session_category="push_exceptions",
+    ),
+    Kind(
+        332,
+        "record_status",
+        RecordStatus,
+        lambda b: [b.get("session_id"), b.get("record_event"), b.get("seq")],
+    ),
+    Kind(
+        341,
+        "record_exception",
+        RecordException,
+        lambda b: [b.get("session_id"), _exception_type(b), b.get("timestamp")],
+    ),
+    Kind(
+        315,
+        "audio_moderation",
+        AudioModeration,
+        lambda b: [b.get("request_id")],
+        session_category="moderation",
+    ),
+    Kind(
+        314,
+        "relay",
+        Relay,
+        lambda b: [b.get("task_id"), b.get("callback_event"), b.get("msg")],
+        signed=False,
+    ),
+    Kind(328, "monitor", Monitor, signed=False),
+    Kind(338, "subtitles", Subtitles),
+    Kind(343, "quality_control", QualityControl),
+    Kind(344, "evaluation_threshold", EvaluationThreshold),
+    Kind(345, "evaluation_average", EvaluationAverage),
+    Kind(347, "smart_erase", SmartErase),
+    Kind(348, "summary", Summary),
+    Kind(349, "highlight", Highlight),
+)
+
+# Views of the table, for the places that look a kind up one way.
+BY_EVENT_TYPE: Final[dict[int, Kind]] = {kind.event_type: kind for kind in KINDS}
+KIND_BY_EVENT_TYPE: Final[dict[int, str]] = {kind.event_type: kind.name for kind in KINDS}
+EVENT_TYPE_BY_KIND: Final[dict[str, int]] = {kind.name: kind.event_type for kind in KINDS}
+ALL_KINDS: Final[tuple[str, ...]] = (*KIND_BY_EVENT_TYPE.values(), OTHER)
+UNSIGNED_EVENT_TYPES: Final[frozenset[int]] = frozenset(
+    kind.event_type for kind in KINDS if not kind.signed
+)
+# The per-kind callback URLs a template points at (`/callbacks/<slug>`). The body's
+# `event_type` stays authoritative; the path is metadata.
+PATH_KINDS: Final[dict[str, int]] = {
+    kind.slug: kind.event_type for kind in KINDS if kind.slug is not None
+}
+URL_FIELD_BY_PATH_KIND: Final[dict[str, str]] = {
+    kind.slug: kind.template_field
+    for kind in KINDS
+    if kind.slug is not None and kind.template_field is not None
+}
+SESSION_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
+    category: tuple(kind.name for kind in KINDS if kind.session_category == category)
+    for category in dict.fromkeys(k.session_category for k in KINDS if k.session_category)
+}
+
+
+def kind_of(event_type: int) -> str:
+    """Return the kind name of an `event_type`, `other` for types this version does not know."""
+    return KIND_BY_EVENT_TYPE.get(event_type, OTHER)

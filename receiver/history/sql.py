@@ -1,0 +1,507 @@
+"""History queries: events, streams and push sessions, read from SQLite through indexes.
+
+Every listing is a keyset page: rows are ordered by an immutable key (the event's storage `seq`,
+the stream's first-seen id, the session's start and id) and a page continues strictly after the
+last key served, so events stored while a client pages neither repeat nor push rows out of its
+view. Each query names its index explicitly (`INDEXED BY`): the plan does not depend on
+statistics SQLite may not have, and a missing index is an error instead of a silent table scan.
+The SQL builders are pure functions, so the benchmark and the tests can EXPLAIN what the
+routes run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Generic, NamedTuple, TypeVar
+
+import aiosqlite
+import orjson
+
+from receiver.errors import ApiBadRequest, ApiNotFound
+from receiver.events.kinds import ALL_KINDS, SESSION_CATEGORIES, kind_of
+from receiver.history.end_reasons import end_reason
+from receiver.history.models import (
+    Event,
+    Session,
+    SessionCounts,
+    Stream,
+    StreamRef,
+)
+from receiver.history.params import EventQuery, SessionQuery, StreamQuery
+from receiver.times import utc
+
+T = TypeVar("T")
+
+
+class Sql(NamedTuple):
+    text: str
+    params: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of results and the sort key to continue after (None on the last page)."""
+
+    items: list[T]
+    after: tuple[int | float, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamKey:
+    """A stream as the `streams` table knows it ('' where the events had no domain/app)."""
+
+    id: int
+    domain: str
+    app_name: str
+    stream_id: str
+    current_session: int | None
+
+    def ref(self) -> StreamRef:
+        return StreamRef(
+            domain=self.domain or None, app_name=self.app_name or None, stream_id=self.stream_id
+        )
+
+
+EVENT_COLUMNS: Final = (
+    "seq, id, event_type, kind, domain, app_name, stream_id, event_time, sequence, received_at,"
+    " path_kind, schema_error, published_at, publish_attempts, payload"
+)
+
+_CATEGORY_OF_KIND: Final = {
+    kind: category for category, kinds in SESSION_CATEGORIES.items() for kind in kinds
+}
+# Later than any stored event time: the upper bound of the newest session's window.
+_FOREVER: Final = 1e300
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+def events_page_sql(query: EventQuery, after: int | None) -> Sql:
+    """The page of events `query` selects, continuing after storage position `after`."""
+    desc = query.order == "desc"
+    conditions: list[str] = []
+    params: list[object] = []
+
+    def where(condition: str, *values: object) -> None:
+        conditions.append(condition)
+        params.extend(values)
+
+    kinds = _kinds(query)
+    if query.event_type is not None:
+        where("event_type = ?", query.event_type)
+    for column in ("domain", "app_name", "stream_id"):
+        value = getattr(query, column)
+        if value is not None:
+            where(f"{column} = ?", value)
+    for column, low, high in (
+        ("event_time", query.since, query.until),
+        ("received_at", query.received_since, query.received_until),
+    ):
+        if low is not None:
+            where(f"{column} >= ?", low)
+        if high is not None:
+            where(f"{column} < ?", high)
+    if query.published is not None:
+        where("published_at IS NOT NULL" if query.published else "published_at IS NULL")
+    if after is not None:
+        where("seq < ?" if desc else "seq > ?", after)
+
+    index = _events_index(query, kinds)
+    if index == "events_kind_time" and kinds is None:
+        kinds = list(ALL_KINDS)  # any kind in a time window: one walk per kind, merged
+    direction = "DESC" if desc else "ASC"
+    fetch = query.limit + 1  # one more than asked: tells whether another page exists
+    if kinds and len(kinds) > 1 and index in ("events_kind_seq", "events_kind_time"):
+        # Several kinds on a kind index: one ordered, limited walk per kind, merged. A single
+        # `kind IN (...)` would sort every event of those kinds to find the first page.
+        arms = []
+        arm_params: list[object] = []
+        for kind in kinds:
+            arms.append(
+                f"SELECT seq FROM (SELECT seq FROM events INDEXED BY {index}"
+                f" WHERE {' AND '.join(['kind = ?', *conditions])}"
+                f" ORDER BY seq {direction} LIMIT ?)"
+            )
+            arm_params.extend([kind, *params, fetch])
+        inner = f"{' UNION ALL '.join(arms)} ORDER BY 1 {direction} LIMIT ?"
+        inner_params: list[object] = [*arm_params, fetch]
+    else:
+        if kinds is not None:
+            if kinds:
+                conditions.insert(0, f"kind IN ({', '.join('?' * len(kinds))})")
+                params[:0] = kinds
+            else:
+                conditions.insert(0, "0")  # kind and event_type contradict each other
+        indexed = f" INDEXED BY {index}" if index else ""
+        filters = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        inner = f"SELECT seq FROM events{indexed}{filters} ORDER BY seq {direction} LIMIT ?"
+        inner_params = [*params, fetch]
+    # The inner select reads only index columns where it can; whole rows (with payloads) are
+    # read for the page alone. One statement, so the page is one consistent snapshot.
+    text = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({inner}) ORDER BY seq {direction}"
+    return Sql(text, tuple(inner_params))
+
+
+def _kinds(query: EventQuery) -> list[str] | None:
+    """The kinds to read (None: any); `event_type` narrows to its kind so its index applies."""
+    kinds = list(dict.fromkeys(query.kind)) if query.kind else None
+    if query.event_type is not None:
+        implied = kind_of(query.event_type)
+        kinds = [implied] if kinds is None or implied in kinds else []
+    return kinds
+
+
+def _events_index(query: EventQuery, kinds: list[str] | None) -> str | None:
+    """The index that bounds the work of `query` best (see the module docstring)."""
+    if query.stream_id is not None:
+        return "events_stream"  # (stream_id, seq): one stream, already in order
+    windowed = query.since is not None or query.until is not None
+    if kinds:
+        # (kind, event_time): only the time window is read; (kind, seq): in order, one page.
+        return "events_kind_time" if windowed else "events_kind_seq"
+    if query.published is False:
+        return "events_unpublished"  # the outbox's partial index: unpublished rows only
+    if windowed:
+        # Any kind: the window of every kind (there is no event_time index of its own, which
+        # every stored event would pay for; see migrations/0003).
+        return "events_kind_time"
+    if query.received_since is not None or query.received_until is not None:
+        return "events_received_at"
+    return None  # storage order itself (the primary key)
+
+
+async def list_events(
+    conn: aiosqlite.Connection, query: EventQuery, after: int | None = None
+) -> Page[Event]:
+    sql = events_page_sql(query, after)
+    rows = list(await conn.execute_fetchall(sql.text, sql.params))
+    shown = rows[: query.limit]
+    return Page([event_from_row(row) for row in shown], _after(rows, query.limit, "seq"))
+
+
+async def get_event(conn: aiosqlite.Connection, event_id: str) -> Event:
+    rows = await conn.execute_fetchall(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?",
+        (event_id,),
+    )
+    if not rows:
+        raise ApiNotFound("event_not_found", f"no event with id {event_id!r} is stored")
+    return event_from_row(next(iter(rows)))
+
+
+def event_from_row(row: Any) -> Event:
+    """An `Event` from a row selected with `EVENT_COLUMNS`."""
+    payload = orjson.loads(row["payload"])
+    return Event(
+        id=row["id"],
+        event_type=row["event_type"],
+        kind=row["kind"],
+        domain=row["domain"],
+        app_name=row["app_name"],
+        stream_id=row["stream_id"],
+        event_time=utc(row["event_time"]),
+        sequence=row["sequence"],
+        received_at=utc(row["received_at"]),
+        path_kind=row["path_kind"],
+        schema_error=row["schema_error"],
+        published=row["published_at"] is not None,
+        published_at=utc(row["published_at"]),
+        publish_attempts=row["publish_attempts"],
+        payload=payload if isinstance(payload, dict) else {"value": payload},
+    )
+
+
+# --- streams ----------------------------------------------------------------------------------
+
+_STREAM_COLUMNS: Final = (
+    "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.last_begin,"
+    " s.last_end, le.payload AS end_payload, p.sequence AS current_sequence,"
+    " (SELECT json_object('events', sum(k.events), 'last', max(k.last_received_at),"
+    "   'kinds', json_group_object(k.kind, k.events)) FROM stream_kinds AS k"
+    "  WHERE k.domain = s.domain AND k.app_name = s.app_name AND k.stream_id = s.stream_id)"
+    " AS counts"
+)
+
+
+def streams_page_sql(query: StreamQuery, after: int | None) -> Sql:
+    desc = query.order == "desc"
+    conditions: list[str] = []
+    params: list[object] = []
+    for column in ("state", "domain", "app_name", "stream_id"):
+        value = getattr(query, column)
+        if value is not None:
+            conditions.append(f"s.{column} = ?")
+            params.append(value)
+    if after is not None:
+        conditions.append("s.id < ?" if desc else "s.id > ?")
+        params.append(after)
+    if query.stream_id is not None:
+        index = "streams_stream_id"
+    elif query.state is not None:
+        index = "streams_state"
+    elif query.domain is not None:
+        index = "streams_identity"
+    else:
+        index = None
+    indexed = f" INDEXED BY {index}" if index else ""
+    filters = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    direction = "DESC" if desc else "ASC"
+    text = (
+        f"SELECT {_STREAM_COLUMNS} FROM streams AS s{indexed}"
+        f" LEFT JOIN push_sessions AS p ON p.id = s.current_session"
+        f" LEFT JOIN events AS le ON le.seq = s.last_end_seq{filters}"
+        f" ORDER BY s.id {direction} LIMIT ?"
+    )
+    return Sql(text, (*params, query.limit + 1))
+
+
+async def list_streams(
+    conn: aiosqlite.Connection, query: StreamQuery, after: int | None = None
+) -> Page[Stream]:
+    sql = streams_page_sql(query, after)
+    rows = list(await conn.execute_fetchall(sql.text, sql.params))
+    shown = rows[: query.limit]
+    return Page([_stream(row) for row in shown], _after(rows, query.limit, "id"))
+
+
+def _stream(row: Any) -> Stream:
+    counts = orjson.loads(row["counts"])
+    end = EndFacts.of(row["end_payload"])
+    return Stream(
+        domain=row["domain"] or None,
+        app_name=row["app_name"] or None,
+        stream_id=row["stream_id"],
+        state=row["state"],
+        current_sequence=row["current_sequence"],
+        last_begin=utc(row["last_begin"]),
+        last_end=utc(row["last_end"]),
+        end_code=end.code,
+        end_reason=end_reason(end.code) if row["last_end"] is not None else None,
+        end_message=end.message,
+        sessions=row["sessions"],
+        events=counts["events"],
+        event_counts=dict(sorted(counts["kinds"].items())),
+        last_received_at=utc(counts["last"]),
+    )
+
+
+# --- push sessions ----------------------------------------------------------------------------
+
+
+async def find_stream(
+    conn: aiosqlite.Connection, stream_id: str, domain: str | None, app_name: str | None
+) -> StreamKey:
+    """The one stream called `stream_id` (narrowed by domain/app); 404 or 400 otherwise."""
+    conditions = ["stream_id = ?"]
+    params: list[object] = [stream_id]
+    if domain is not None:
+        conditions.append("domain = ?")
+        params.append(domain)
+    if app_name is not None:
+        conditions.append("app_name = ?")
+        params.append(app_name)
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT id, domain, app_name, stream_id, current_session"
+            f" FROM streams INDEXED BY streams_stream_id WHERE {' AND '.join(conditions)}"
+            " ORDER BY id LIMIT 6",
+            params,
+        )
+    )
+    if not rows:
+        raise ApiNotFound("stream_not_found", f"no events are stored for stream {stream_id!r}")
+    if len(rows) > 1:
+        where = ", ".join(f"{r['domain'] or '-'}/{r['app_name'] or '-'}" for r in rows[:5])
+        raise ApiBadRequest(
+            "ambiguous_stream",
+            f"stream {stream_id!r} exists under several domains/app names ({where}); "
+            "add the domain and app_name parameters",
+        )
+    row = rows[0]
+    return StreamKey(
+        row["id"], row["domain"], row["app_name"], row["stream_id"], row["current_session"]
+    )
+
+
+def sessions_page_sql(stream: int, desc: bool, limit: int, after: tuple[float, int] | None) -> Sql:
+    """A page of push sessions, newest first, each with the start of the session after it."""
+    condition = ""
+    params: list[object] = [stream]
+    if after is not None:
+        condition = (
+            " AND (p.started_at, p.id) < (?, ?)" if desc else " AND (p.started_at, p.id) > (?, ?)"
+        )
+        params.extend(after)
+    direction = "DESC" if desc else "ASC"
+    text = (
+        "SELECT p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
+        " p.started_at, b.id AS begin_event_id, e.id AS end_event_id, e.payload AS end_payload,"
+        " (SELECT n.started_at FROM push_sessions AS n INDEXED BY push_sessions_recent"
+        "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
+        "  ORDER BY n.started_at, n.id LIMIT 1) AS next_started_at"
+        " FROM push_sessions AS p INDEXED BY push_sessions_recent"
+        " LEFT JOIN events AS b ON b.seq = p.begin_seq"
+        " LEFT JOIN events AS e ON e.seq = p.end_seq"
+        f" WHERE p.stream = ?{condition}"
+        f" ORDER BY p.started_at {direction}, p.id {direction} LIMIT ?"
+    )
+    return Sql(text, (*params, limit + 1))
+
+
+def session_items_sql(
+    stream: StreamKey, windows: Sequence[tuple[int, float, float]], items: int
+) -> Sql:
+    """The first `items` events per (session, category) in each session's window, with totals.
+
+    `windows` are (session id, start, next session's start). The walk is index-only
+    (stream, domain, app, kind, event_time) until the rows to return are known.
+    """
+    window_rows = ", ".join("(?, ?, ?)" for _ in windows)
+    category_rows = ", ".join("(?, ?)" for _ in _CATEGORY_OF_KIND)
+    domain = "IS NULL" if not stream.domain else "= ?"
+    app_name = "IS NULL" if not stream.app_name else "= ?"
+    text = (
+        f"WITH w(session, lo, hi) AS (VALUES {window_rows}),"
+        f" c(kind, category) AS (VALUES {category_rows}),"
+        " ranked AS ("
+        "  SELECT w.session, c.category, e.seq,"
+        "   row_number() OVER (PARTITION BY w.session, c.category"
+        "    ORDER BY e.event_time, e.seq) AS rn,"
+        "   count(*) OVER (PARTITION BY w.session, c.category) AS total"
+        "  FROM w CROSS JOIN c"
+        "  JOIN events AS e INDEXED BY events_stream_kind_time"
+        f"   ON e.stream_id = ? AND e.domain {domain} AND e.app_name {app_name}"
+        "   AND e.kind = c.kind AND e.event_time >= w.lo AND e.event_time < w.hi)"
+        f" SELECT r.session, r.category, r.rn, r.total, {_prefixed('x', EVENT_COLUMNS)}"
+        " FROM ranked AS r JOIN events AS x ON x.seq = r.seq"
+        " WHERE r.rn <= ? ORDER BY r.session, r.category, r.rn"
+    )
+    params: list[object] = [value for window in windows for value in window]
+    params.extend(value for pair in _CATEGORY_OF_KIND.items() for value in pair)
+    params.append(stream.stream_id)
+    params.extend(value for value in (stream.domain, stream.app_name) if value)
+    params.append(max(items, 1))  # row 1 carries the total even when no items are listed
+    return Sql(text, tuple(params))
+
+
+async def list_sessions(
+    conn: aiosqlite.Connection,
+    stream: StreamKey,
+    query: SessionQuery,
+    after: tuple[float, int] | None = None,
+) -> Page[Session]:
+    desc = query.order == "desc"
+    sql = sessions_page_sql(stream.id, desc, query.limit, after)
+    rows = list(await conn.execute_fetchall(sql.text, sql.params))
+    shown = rows[: query.limit]
+    windows = [
+        (
+            r["id"],
+            r["started_at"],
+            r["next_started_at"] if r["next_started_at"] is not None else _FOREVER,
+        )
+        for r in shown
+    ]
+    found: dict[int, dict[str, list[Event]]] = {
+        r["id"]: {c: [] for c in SESSION_CATEGORIES} for r in shown
+    }
+    totals: dict[int, dict[str, int]] = {r["id"]: {} for r in shown}
+    if windows:
+        items_sql = session_items_sql(stream, windows, query.items)
+        for row in await conn.execute_fetchall(items_sql.text, items_sql.params):
+            totals[row["session"]][row["category"]] = row["total"]
+            if row["rn"] <= query.items:
+                found[row["session"]][row["category"]].append(event_from_row(row))
+    sessions = [_session(r, stream.current_session, found[r["id"]], totals[r["id"]]) for r in shown]
+    return Page(sessions, _after(rows, query.limit, "started_at", "id"))
+
+
+def _session(
+    row: Any,
+    current: int | None,
+    found: dict[str, list[Event]],
+    totals: dict[str, int],
+) -> Session:
+    ended = row["end_seq"] is not None
+    end = EndFacts.of(row["end_payload"])
+    start = row["started_at"]
+    duration: float | None = None
+    if ended:
+        if end.duration_ms is not None:
+            duration = end.duration_ms / 1000
+            if row["begin_seq"] is None:  # known from its end only: it began push_duration earlier
+                start = row["end_time"] - duration
+        else:
+            duration = max(0.0, row["end_time"] - start)
+    return Session(
+        sequence=row["sequence"],
+        state="live" if not ended and row["id"] == current else "ended",
+        start=utc(start),
+        end=utc(row["end_time"]),
+        duration_seconds=duration,
+        end_code=end.code,
+        end_reason=end_reason(end.code) if ended else None,
+        end_message=end.message,
+        begin_event_id=row["begin_event_id"],
+        end_event_id=row["end_event_id"],
+        counts=SessionCounts(**totals),
+        **found,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EndFacts:
+    """What a stream-end body says about why and after how long the push ended.
+
+    Read leniently, like the event models: numbers may arrive as strings, and a value of the
+    wrong type is treated as absent rather than failing the whole answer.
+    """
+
+    code: int | None = None
+    message: str | None = None
+    duration_ms: int | None = None
+
+    @classmethod
+    def of(cls, payload: str | None) -> EndFacts:
+        if payload is None:
+            return cls()
+        body = orjson.loads(payload)
+        if not isinstance(body, dict):
+            return cls()
+        message = body.get("errmsg")
+        duration = _whole(body.get("push_duration"))
+        return cls(
+            code=_whole(body.get("errcode")),
+            message=message if isinstance(message, str) else None,
+            duration_ms=duration if duration is not None and duration >= 0 else None,
+        )
+
+
+def _whole(value: object) -> int | None:
+    """An integer from an int, an integral float or a string of digits; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+
+def _after(rows: Sequence[Any], limit: int, *columns: str) -> tuple[int | float, ...] | None:
+    """The sort key to continue after, or None: one row beyond `limit` means more pages."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return tuple(last[column] for column in columns)
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{column.strip()}" for column in columns.split(","))

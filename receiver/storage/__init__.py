@@ -1,0 +1,3 @@
+"""Storage: connecting, migrations, the writer (and its process, fed by typed frames), the stored
+row, deduplication keys and event ids. Nothing here knows about HTTP or the broker.
+"""

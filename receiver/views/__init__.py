@@ -1,1 +1,0 @@
-"""HTTP handlers, one module per audience: CSS callbacks, and operations (health, metrics)."""

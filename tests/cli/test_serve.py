@@ -1,0 +1,131 @@
+"""`receiver serve` as operators run it: generated key, settings from the environment, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import stat
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from receiver.settings import Settings
+from testbed.service import ServiceProcess
+from tests.support.helpers import KEY, OLD_KEY, count, md5_sign, payload, rows, signed
+
+
+def test_generated_key_is_stored_0600_printed_once_and_reused(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "r.db"
+    key_file = database.parent / "callback_key"
+    with ServiceProcess(database) as service:
+        code, out, err = service.stop()
+    assert code == 0, err
+    key = key_file.read_text().strip()
+    assert len(key) == 32 and key.isalnum()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key in out and "CallbackKey" in out
+    assert key not in err  # never in the logs
+
+    with ServiceProcess(database) as service:
+        t = int(time.time()) + 600
+        body = {**payload("push_begin_1.json"), "t": t, "sign": md5_sign(key, t)}
+        status = _post(service.url, body)
+        code, out, err = service.stop()
+    assert status == 200
+    assert code == 0
+    assert key not in out and key not in err
+    assert key_file.read_text().strip() == key
+
+
+def test_key_from_the_environment_wins(tmp_path: Path) -> None:
+    database = tmp_path / "r.db"
+    env = {"RECEIVER_CALLBACK_KEYS": f"{KEY}, {OLD_KEY}"}
+    with ServiceProcess(database, env) as service:
+        assert _post(service.url, signed(payload("push_begin_1.json"), key=OLD_KEY)) == 200
+        assert _post(service.url, signed(payload("stream_end_0.json"), key="other")) == 401
+        code, out, err = service.stop()
+    assert code == 0
+    assert not (tmp_path / "callback_key").exists()
+    assert KEY not in out + err and OLD_KEY not in out + err
+
+
+def test_invalid_configuration_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    service = ServiceProcess(tmp_path / "r.db", {"RECEIVER_PORT": "not-a-port"})
+    with pytest.raises(RuntimeError, match="RECEIVER_PORT"):
+        service.start()
+
+
+async def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path) -> None:
+    database = tmp_path / "r.db"
+    service = ServiceProcess(database, {"RECEIVER_CALLBACK_KEYS": KEY}).start()
+    acknowledged: list[str] = []
+    flowing = asyncio.Event()
+    counter = iter(range(1_000_000))
+
+    async def sender(session: aiohttp.ClientSession) -> None:
+        # Keep requests in flight until the server stops taking them, like CSS under load.
+        while True:
+            pic = f"/{next(counter)}.jpg"
+            body = json.dumps(signed({**payload("screenshot_200.json"), "pic_url": pic}))
+            try:
+                async with session.post(f"{service.url}/callbacks", data=body) as response:
+                    if response.status != 200:
+                        return
+                    acknowledged.append(pic)
+            except aiohttp.ClientError:
+                return  # refused or cut: CSS would retry; it never saw a 200
+            if len(acknowledged) >= 50:
+                flowing.set()
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            senders = [asyncio.create_task(sender(session)) for _ in range(16)]
+            await asyncio.wait_for(flowing.wait(), timeout=20)
+            started = time.monotonic()
+            code, _, err = await asyncio.to_thread(service.stop, signal.SIGTERM)
+            elapsed = time.monotonic() - started
+            await asyncio.wait_for(asyncio.gather(*senders), timeout=20)
+    finally:
+        service.__exit__(None, None, None)
+    assert code == 0, err
+    assert elapsed < 10
+    # Every 200 is a stored row: nothing acknowledged was lost in the shutdown.
+    stored = {json.loads(r["payload"])["pic_url"] for r in rows(database)}
+    assert set(acknowledged) <= stored
+    assert count(database) == len(stored)
+
+
+def test_settings_never_show_secrets() -> None:
+    settings = Settings(callback_keys=[SecretStr("hunter2key")], url_token=SecretStr("tok3n"))
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert "hunter2key" not in text and "tok3n" not in text
+
+
+def test_callback_keys_are_split_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECEIVER_CALLBACK_KEYS", " new1 , old2,")
+    monkeypatch.setenv("RECEIVER_URL_TOKEN", "")
+    settings = Settings()
+    assert settings.key_values() == ("new1", "old2")
+    assert settings.url_token is None
+    assert settings.port == 8080
+    assert settings.signature_grace_seconds == 300
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.database == Path("data/receiver.db")
+
+
+def _post(url: str, body: dict[str, object]) -> int:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{url}/callbacks", data=json.dumps(body).encode(), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)

@@ -1,0 +1,222 @@
+"""Durability: events survive restarts, commits are shared, failures answer 503, never 200."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from receiver.app import create_app
+from receiver.storage.context import WRITER
+from receiver.storage.migrations import load_migrations
+from receiver.storage.writer import OutboxUpdate
+from tests.conftest import ClientFactory
+from tests.support.helpers import count, payload, rows, signed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_events_survive_a_restart(
+    aiohttp_client: ClientFactory, make_settings: Any, database: Path
+) -> None:
+    first = await aiohttp_client(create_app(make_settings()))
+    bodies = [signed({**payload("push_begin_1.json"), "sequence": str(i)}) for i in range(20)]
+    for body in bodies:
+        assert (await first.post("/callbacks", json=body)).status == 200
+    await first.close()  # full shutdown: writer flushed, connections closed
+
+    second = await aiohttp_client(create_app(make_settings()))
+    assert [r["sequence"] for r in rows(database)] == [str(i) for i in range(20)]
+    # A retry arriving after the restart is still recognised as a duplicate.
+    assert (await second.post("/callbacks", json=bodies[0])).status == 200
+    assert count(database) == 20
+    metrics = await (await second.get("/metrics")).text()
+    assert 'receiver_duplicates_total{kind="stream_begin"} 1.0' in metrics
+
+
+async def test_concurrent_requests_share_commits(client: Any, database: Path) -> None:
+    n = 300
+    bodies = [
+        json.dumps(signed({**payload("screenshot_200.json"), "pic_url": f"/p/{i}.jpg"}))
+        for i in range(n)
+    ]
+    responses = await asyncio.gather(*(client.post("/callbacks", data=b) for b in bodies))
+    assert [r.status for r in responses] == [200] * n
+    assert count(database) == n
+    stats = client.server.app[WRITER].stats
+    assert stats.rows_inserted == n
+    assert stats.transactions < n / 2, stats
+    assert stats.largest_batch > 1
+
+
+async def test_failed_commit_answers_503_and_spares_the_rest(client: Any, database: Path) -> None:
+    # A row the database refuses (here: a trigger) must fail alone, with 503 so CSS retries.
+    conn = sqlite3.connect(database)
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.stream_id = 'poison'"
+        " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+    )
+    conn.commit()
+    conn.close()
+    good = [signed({**payload("push_begin_1.json"), "sequence": str(i)}) for i in range(10)]
+    bad = signed({**payload("push_begin_1.json"), "stream_id": "poison"})
+    responses = await asyncio.gather(
+        *(client.post("/callbacks", json=b) for b in [*good[:5], bad, *good[5:]])
+    )
+    statuses = [r.status for r in responses]
+    assert statuses == [200] * 5 + [503] + [200] * 5
+    error = await responses[5].json()
+    assert error["error"] == "storage_unavailable"
+    assert count(database) == 10
+    assert all(r["stream_id"] == "test_stream" for r in rows(database))
+
+
+async def test_readyz_fails_when_the_database_refuses_writes(client: Any, database: Path) -> None:
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    report = await ready.json()
+    assert report["status"] == "ok"
+    assert report["database"]["writable"] is True
+
+    conn = sqlite3.connect(database)
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON service_state"
+        " BEGIN SELECT RAISE(ABORT, 'read-only'); END"
+    )
+    conn.commit()
+    conn.close()
+    failing = await client.get("/readyz")
+    assert failing.status == 503
+    report = await failing.json()
+    assert report["status"] == "fail"
+    assert report["database"]["writable"] is False
+
+
+async def test_migrations_are_recorded_once(
+    aiohttp_client: ClientFactory, make_settings: Any, database: Path
+) -> None:
+    for _ in range(2):
+        client = await aiohttp_client(create_app(make_settings()))
+        await client.close()
+    conn = sqlite3.connect(database)
+    applied = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
+    journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    conn.close()
+    assert applied == [(m.version, m.name) for m in load_migrations()]
+    assert journal == "wal"
+
+
+def test_migrate_command(tmp_path: Path) -> None:
+    database = tmp_path / "sub" / "r.db"
+    run = [sys.executable, "-m", "receiver", "migrate", "--database", str(database)]
+    first = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert "applied 0001_events" in first.stdout
+    second = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert "up to date" in second.stdout
+
+
+def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("receiver-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = sorted(n for n in names if n.startswith("receiver/migrations/"))
+    expected = sorted(f"receiver/migrations/{p.name}" for p in (ROOT / "migrations").glob("*.sql"))
+    assert shipped == expected
+    # Installed from the wheel (no source tree beside it), the runner finds them as resources.
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(site)!r}); "
+            "from receiver.storage.migrations import load_migrations, migrations_dir; "
+            "print(migrations_dir(), len(load_migrations()))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout.split()
+    assert found == [str(site / "receiver" / "migrations"), str(len(expected))]
+
+
+async def test_writer_process_crash_answers_503_then_recovers(client: Any, database: Path) -> None:
+    writer = client.server.app[WRITER]
+    first = signed(payload("push_begin_1.json"))
+    assert (await client.post("/callbacks", json=first)).status == 200
+    pid = writer.pid
+    assert pid is not None
+    restarted = asyncio.ensure_future(writer.wait_restarted())
+    os.kill(pid, signal.SIGKILL)
+    # While the writer is down, callbacks are refused with 503 (CSS retries), never 200.
+    second = signed(payload("stream_end_0.json"))
+    while not restarted.done():
+        response = await client.post("/callbacks", json=second)
+        if response.status == 200:
+            break  # sent before the crash was noticed and committed by the new writer
+        assert response.status == 503
+        assert (await response.json())["error"] == "storage_unavailable"
+        await asyncio.wait([restarted], timeout=20)
+    await asyncio.wait_for(restarted, 20)
+    assert (await client.post("/callbacks", json=second)).status == 200
+    assert writer.pid != pid
+    assert writer.stats.restarts == 1
+    assert [r["kind"] for r in rows(database)] == ["stream_begin", "stream_end"]
+    # The restarted writer still knows what is stored: a retry is a duplicate.
+    assert (await client.post("/callbacks", json=first)).status == 200
+    assert count(database) == 2
+
+
+async def test_outbox_updates_ride_along_with_commits(client: Any, database: Path) -> None:
+    for i in range(3):
+        body = signed({**payload("push_begin_1.json"), "sequence": str(i)})
+        assert (await client.post("/callbacks", json=body)).status == 200
+    first, second, third = (r["seq"] for r in rows(database))
+    writer = client.server.app[WRITER]
+    update = OutboxUpdate(published=[(1700000000.5, None, first)], failed=[("timeout", second)])
+    await writer.update_outbox(update)
+    stored = {r["seq"]: r for r in rows(database)}
+    assert stored[first]["published_at"] == 1700000000.5
+    assert stored[first]["publish_attempts"] == 1
+    assert stored[second]["published_at"] is None
+    assert (stored[second]["last_error"], stored[second]["publish_attempts"]) == ("timeout", 1)
+    assert stored[third]["publish_attempts"] == 0
+
+
+async def test_a_duplicate_is_acknowledged_with_the_stored_events_id(
+    client: Any, database: Path
+) -> None:
+    """Retries, also two in one commit, name the event they repeat, never a fresh id."""
+    writer = client.server.app[WRITER]
+    body = json.dumps(signed(payload("screenshot_200.json"))).encode()
+    first = await writer.submit(200, body, 1_700_000_000.0, None)
+    again, in_one_commit = await asyncio.gather(
+        writer.submit(200, body, 1_700_000_001.0, None),
+        writer.submit(200, body, 1_700_000_002.0, None),
+    )
+    assert first.new and not again.new and not in_one_commit.new
+    assert [r["id"] for r in rows(database)] == [first.id]
+    assert again.id == in_one_commit.id == first.id

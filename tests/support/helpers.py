@@ -1,0 +1,108 @@
+"""Test helpers: signing bodies like CSS does, loading the reference payloads, reading the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from testbed import PAYLOADS
+
+KEY = "currentKey2024abc"
+OLD_KEY = "previousKey2023xyz"
+URL_TOKEN = "url-token-0123456789"
+API_TOKEN = "api-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}  # the header every /api request carries
+
+
+def md5_sign(key: str, t: int) -> str:
+    return hashlib.md5(f"{key}{t}".encode()).hexdigest()
+
+
+def signed(body: dict[str, Any], *, key: str = KEY, t: int | None = None) -> dict[str, Any]:
+    """`body` with a fresh `t` (now + 600 s, as CSS sends it) and its `sign`."""
+    expiry = int(time.time()) + 600 if t is None else t
+    return {**body, "t": expiry, "sign": md5_sign(key, expiry)}
+
+
+def payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PAYLOADS / name).read_text("utf-8"))
+    return data
+
+
+def payload_names() -> list[str]:
+    return sorted(p.name for p in PAYLOADS.glob("*.json"))
+
+
+def rows(database: Path, where: str = "1", params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Read stored events straight from the SQLite file, as an operator would."""
+    conn = sqlite3.connect(database)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(
+            f"SELECT * FROM events WHERE {where} ORDER BY seq",  # noqa: S608 - test-only SQL
+            params,
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def count(database: Path) -> int:
+    return len(rows(database))
+
+
+async def eventually(
+    predicate: Callable[[], bool], *, within: float = 30.0, what: str = "the condition"
+) -> None:
+    """Poll `predicate` until it holds; fail at the deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {within} s")
+        await asyncio.sleep(0.02)
+
+
+def unpublished(database: Path) -> int:
+    return len(rows(database, "published_at IS NULL"))
+
+
+def snapshot(stream: str, n: int) -> dict[str, Any]:
+    """A signed screenshot callback, unique per (stream, n); `n` rides along as `test_no`."""
+    return signed(
+        {
+            **payload("screenshot_200.json"),
+            "stream_id": stream,
+            "pic_url": f"/{stream}/{n}.jpg",
+            "test_no": n,
+        }
+    )
+
+
+async def eventually_async(
+    check: Callable[[], Awaitable[bool]], *, within: float = 30.0, what: str = "the condition"
+) -> None:
+    """`eventually` for a check that has to await (an HTTP call, a query)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {within} s")
+        await asyncio.sleep(0.02)
+
+
+async def post(client: Any, *bodies: dict[str, Any]) -> None:
+    """Deliver signed callbacks one after another, in the order given (the arrival order)."""
+    for body in bodies:
+        answer = await client.post("/callbacks", json=signed(body))
+        assert answer.status == 200, await answer.text()
+
+
+async def get(client: Any, url: str, status: int = 200) -> Any:
+    """GET an /api URL with the API token; the answer's JSON, after checking its status."""
+    answer = await client.get(url, headers=AUTH)
+    assert answer.status == status, await answer.text()
+    return await answer.json()
