@@ -175,10 +175,8 @@ def _events_index(query: EventQuery, kinds: list[str] | None) -> str | None:
 async def list_events(
     conn: aiosqlite.Connection, query: EventQuery, after: int | None = None
 ) -> Page[Event]:
-    sql = events_page_sql(query, after)
-    rows = list(await conn.execute_fetchall(sql.text, sql.params))
-    shown = rows[: query.limit]
-    return Page([event_from_row(row) for row in shown], _after(rows, query.limit, "seq"))
+    shown, more = await _page(conn, events_page_sql(query, after), query.limit, "seq")
+    return Page([event_from_row(row) for row in shown], more)
 
 
 async def get_event(conn: aiosqlite.Connection, event_id: str) -> Event:
@@ -260,10 +258,8 @@ def streams_page_sql(query: StreamQuery, after: int | None) -> Sql:
 async def list_streams(
     conn: aiosqlite.Connection, query: StreamQuery, after: int | None = None
 ) -> Page[Stream]:
-    sql = streams_page_sql(query, after)
-    rows = list(await conn.execute_fetchall(sql.text, sql.params))
-    shown = rows[: query.limit]
-    return Page([_stream(row) for row in shown], _after(rows, query.limit, "id"))
+    shown, more = await _page(conn, streams_page_sql(query, after), query.limit, "id")
+    return Page([_stream(row) for row in shown], more)
 
 
 def _stream(row: Any) -> Stream:
@@ -394,8 +390,7 @@ async def list_sessions(
 ) -> Page[Session]:
     desc = query.order == "desc"
     sql = sessions_page_sql(stream.id, desc, query.limit, after)
-    rows = list(await conn.execute_fetchall(sql.text, sql.params))
-    shown = rows[: query.limit]
+    shown, more = await _page(conn, sql, query.limit, "started_at", "id")
     windows = [
         (
             r["id"],
@@ -415,7 +410,7 @@ async def list_sessions(
             if row["rn"] <= query.items:
                 found[row["session"]][row["category"]].append(event_from_row(row))
     sessions = [_session(r, stream.current_session, found[r["id"]], totals[r["id"]]) for r in shown]
-    return Page(sessions, _after(rows, query.limit, "started_at", "id"))
+    return Page(sessions, more)
 
 
 def _session(
@@ -495,12 +490,16 @@ def _whole(value: object) -> int | None:
 # --- shared -----------------------------------------------------------------------------------
 
 
-def _after(rows: Sequence[Any], limit: int, *columns: str) -> tuple[int | float, ...] | None:
-    """The sort key to continue after, or None: one row beyond `limit` means more pages."""
+async def _page(
+    conn: aiosqlite.Connection, sql: Sql, limit: int, *columns: str
+) -> tuple[list[Any], tuple[int | float, ...] | None]:
+    """The rows of one page (the query asks for one more than `limit`), and the sort key to
+    continue after, or None when there is no further page."""
+    rows = list(await conn.execute_fetchall(sql.text, sql.params))
     if len(rows) <= limit:
-        return None
+        return rows, None
     last = rows[limit - 1]
-    return tuple(last[column] for column in columns)
+    return rows[:limit], tuple(last[column] for column in columns)
 
 
 def _prefixed(alias: str, columns: str) -> str:
