@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from receiver.events.base import CssEvent, seconds
+from receiver.events.base import Body, CssEvent, earliest, objects_at, seconds
 
 
 class _Nested(BaseModel):
@@ -41,10 +41,10 @@ class _SubtitleLike(CssEvent):
     task_id: str | None = None
     data: SubtitleData | None = None
 
-    def occurred_at(self) -> float | None:
-        segments = self.data.subtitle_tmp_res if self.data else []
-        times = [t for s in segments if (t := seconds(s.start_unix_time)) is not None]
-        return min(times) if times else None
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        segments = objects_at(body, "data", "subtitle_tmp_res")
+        return earliest([seconds(segment.get("start_unix_time")) for segment in segments])
 
 
 class Subtitles(_SubtitleLike):
@@ -117,8 +117,9 @@ class Summary(CssEvent):
     key_words: list[str] = Field(default_factory=list)
     key_points: list[str] = Field(default_factory=list)
 
-    def occurred_at(self) -> float | None:
-        return seconds(self.end_time) or seconds(self.begin_time)
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        return seconds(body.get("end_time")) or seconds(body.get("begin_time"))
 
 
 class HighlightItem(_Nested):
@@ -140,6 +141,6 @@ class Highlight(CssEvent):
     stream_id: str | None = None
     items: list[HighlightItem] = Field(default_factory=list)
 
-    def occurred_at(self) -> float | None:
-        times = [t for item in self.items if (t := seconds(item.begin_time)) is not None]
-        return min(times) if times else None
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        return earliest([seconds(item.get("begin_time")) for item in objects_at(body, "items")])

@@ -3,18 +3,31 @@
 CSS spells the same facts differently per kind (`app` vs `domain`, `appname` vs `path`,
 `stream_id` vs `streamId`), sends numeric IDs as numbers or strings, and adds fields without
 notice. Models therefore allow extra fields, coerce numbers to strings for IDs, accept numeric
-strings for numbers, and expose `normalised()`, the single view storage and consumers rely on.
+strings for numbers, and say (as class methods reading the raw body) where their kind keeps the
+stream's identity and the event time: the single view storage and consumers rely on.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 # Anything outside this range is not a plausible event time in seconds (1970 .. year 5138).
 _MAX_SECONDS = 1e11
+
+
+Body = Mapping[str, Any]
+
+
+class Identity(NamedTuple):
+    """The stream an event is about: push domain, app name (path) and stream name."""
+
+    domain: str | None
+    app_name: str | None
+    stream_id: str | None
 
 
 class Normalised(NamedTuple):
@@ -47,7 +60,10 @@ def _number(value: object) -> float | None:
             return None
     if not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float (integers are kept exact)
+        return None
     return number if math.isfinite(number) else None
 
 
@@ -77,7 +93,12 @@ def text(value: object) -> str | None:
 
 
 class CssEvent(BaseModel):
-    """Base of every event model; also the model of unknown kinds (`other`)."""
+    """Base of every event model; also the model of unknown kinds (`other`).
+
+    The model decides only whether a body fits its kind (`schema_error`). The normalised view
+    is read from the raw body by the class methods below, whether or not it fits: a body that
+    breaks one unrelated field (CSS's own examples do) still has its stream and its time.
+    """
 
     model_config = ConfigDict(
         extra="allow",
@@ -86,7 +107,7 @@ class CssEvent(BaseModel):
         str_max_length=1 << 20,
     )
 
-    # Field names that carry the normalised facts, in order of preference.
+    # Field names that carry the stream's identity, in order of preference (reference §3.0).
     domain_fields: ClassVar[tuple[str, ...]] = ("domain", "app")
     app_name_fields: ClassVar[tuple[str, ...]] = ("appname", "path")
     stream_fields: ClassVar[tuple[str, ...]] = ("stream_id", "streamId", "channel_id")
@@ -94,57 +115,43 @@ class CssEvent(BaseModel):
     event_type: int
     appid: int | None = None
 
-    def normalised(self) -> Normalised:
-        """Domain, app name, stream, event time and push sequence, whatever the spelling."""
-        return Normalised(
-            domain=self._first(self.domain_fields),
-            app_name=self._first(self.app_name_fields),
-            stream_id=self._first(self.stream_fields),
-            event_time=self.occurred_at(),
-            sequence=self.push_sequence(),
+    @classmethod
+    def identity(cls, body: Body) -> Identity:
+        """The stream a body is about (domain, app name, stream), whatever the spelling."""
+        return Identity(
+            first_text(body, cls.domain_fields),
+            first_text(body, cls.app_name_fields),
+            first_text(body, cls.stream_fields),
         )
 
-    def occurred_at(self) -> float | None:
-        """When the event happened, in unix seconds; None when the kind carries no time."""
-        return seconds(self._value("event_time"))
-
-    def push_sequence(self) -> str | None:
-        """The push session id, for kinds that belong to one publishing session."""
-        return None
-
-    def _value(self, name: str) -> object:
-        # Declared fields live in __dict__, undeclared ones in the extras (extra="allow").
-        value = self.__dict__.get(name)
-        if value is None and self.__pydantic_extra__:
-            value = self.__pydantic_extra__.get(name)
-        return value
-
-    def _first(self, names: tuple[str, ...]) -> str | None:
-        declared, extra = self.__dict__, self.__pydantic_extra__  # `_value`, inlined: per event
-        for name in names:
-            value = declared.get(name)
-            if value is None and extra:
-                value = extra.get(name)
-            found = text(value)
-            if found is not None:
-                return found
-        return None
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        """When the event happened, in unix seconds; None when the body carries no time."""
+        return seconds(body.get("event_time"))
 
 
-def normalise_mapping(body: dict[str, Any], *, push_session: bool) -> Normalised:
-    """Best-effort normalised view of a body that failed its kind's model (never raises)."""
+def first_text(body: Body, names: tuple[str, ...]) -> str | None:
+    """The first of `names` that holds a usable identifier in `body` (see `text`)."""
+    for name in names:
+        found = text(body.get(name))
+        if found is not None:
+            return found
+    return None
 
-    def first(names: tuple[str, ...]) -> str | None:
-        for name in names:
-            found = text(body.get(name))
-            if found is not None:
-                return found
-        return None
 
-    return Normalised(
-        domain=first(CssEvent.domain_fields),
-        app_name=first(CssEvent.app_name_fields),
-        stream_id=first(CssEvent.stream_fields),
-        event_time=seconds(body.get("event_time")),
-        sequence=text(body.get("sequence")) if push_session else None,
-    )
+def objects_at(body: Body, *path: str) -> list[Body]:
+    """The objects in the list at `path` (e.g. `data`, `subtitle_tmp_res`); others skipped.
+
+    For times computed from nested items: a body that does not fit its model may hold anything
+    there, and must still not raise.
+    """
+    node: object = body
+    for name in path:
+        node = node.get(name) if isinstance(node, dict) else None
+    return [item for item in node if isinstance(item, dict)] if isinstance(node, list) else []
+
+
+def earliest(times: list[float | None]) -> float | None:
+    """The earliest of the plausible `times`, None when there is none."""
+    found = [t for t in times if t is not None]
+    return min(found) if found else None

@@ -4,20 +4,22 @@ CSS identifies an event by the integer `event_type` in its body. Everything down
 short kind name instead, so that a consumer binding `css.stream_end` or an operator filtering
 `kind=porn` never has to remember numbers. Unknown types are kind `other` and are never dropped.
 
-Each entry says, for its kind: the model that validates it (which also knows how the kind spells
-its event time: several kinds compute it, e.g. the earliest of nested items, so that stays with
-the model), the fields that identify one event for deduplication, whether it belongs to a stream
-and to a push session, whether CSS signs it, the `/callbacks/<slug>` path and the Tencent template
-URL field the receiver manages for it, and the push-session category the history API lists it
-under. Storage, the callback routes, dedupe, history and Tencent registration all read this table
-(directly or through the views below it), so adding a kind is one entry and its model.
+Each entry says, for its kind: the model that validates it (which also knows where the kind keeps
+its stream's identity and its event time: several kinds compute the time, e.g. the earliest of
+nested items, so that stays with the model), the fields that identify one event for
+deduplication, whether it names a stream and belongs to a push session, whether CSS signs it,
+the `/callbacks/<slug>` path and the Tencent template URL field the receiver manages for it, and
+the push-session category the history API lists it under (docs/events.md explains each kind's
+deduplication key). Storage, the callback routes, dedupe, history and Tencent registration all
+read this table (directly or through the views below it), so adding a kind is one entry and its
+model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from receiver.events.analysis import (
     EvaluationAverage,
@@ -28,22 +30,18 @@ from receiver.events.analysis import (
     Subtitles,
     Summary,
 )
-from receiver.events.base import CssEvent
-from receiver.events.moderation import AudioModeration, PornDetection
+from receiver.events.base import Body, CssEvent, first_text
+from receiver.events.moderation import SCREENSHOT_TIME, AudioModeration, PornDetection
 from receiver.events.push import PushException, StreamBegin, StreamEnd
 from receiver.events.recording import RecordException, RecordFile, RecordStatus
 from receiver.events.snapshot import Snapshot
 from receiver.events.tasks import Monitor, Relay
 
-Body = dict[str, Any]
-# The values that identify one event of a kind (its stream first, when `names_stream`).
+# The values that identify one event of a kind within its stream (the stream's identity is added
+# by `receiver.storage.dedupe`, read by the model's `identity`, as the normalised columns are).
 KeyFields = Callable[[Body], list[object]]
 
 OTHER: Final = "other"
-
-
-def _stream(body: Body) -> object:
-    return body.get("stream_id") or body.get("streamId")
 
 
 def _exception_type(body: Body) -> object:
@@ -58,9 +56,11 @@ class Kind:
     event_type: int
     name: str
     model: type[CssEvent]
-    # Deduplication (reference §1.3): the fields that identify one event; None: the whole body.
+    # Deduplication (reference §1.3): the fields that identify one event of its stream, every one
+    # of them required (a body missing any is keyed by its whole content); None: the whole body.
     key_fields: KeyFields | None = None
-    # The kind names a stream: the key's first value is the stream, and may be missing.
+    # The kind names its stream by domain, app name and stream (reference §3.0): a key is built
+    # only when the body has all three, so that it can never collide across streams.
     names_stream: bool = False
     # The kind belongs to one publishing session (its `sequence` is the session id).
     push_session: bool = False
@@ -78,7 +78,7 @@ KINDS: Final[tuple[Kind, ...]] = (
         1,
         "stream_begin",
         StreamBegin,
-        lambda b: [_stream(b), b.get("sequence")],
+        lambda b: [b.get("sequence")],
         names_stream=True,
         push_session=True,
         slug="stream-begin",
@@ -88,7 +88,7 @@ KINDS: Final[tuple[Kind, ...]] = (
         0,
         "stream_end",
         StreamEnd,
-        lambda b: [_stream(b), b.get("sequence")],
+        lambda b: [b.get("sequence")],
         names_stream=True,
         push_session=True,
         slug="stream-end",
@@ -98,7 +98,15 @@ KINDS: Final[tuple[Kind, ...]] = (
         100,
         "record",
         RecordFile,
-        lambda b: [_stream(b), b.get("record_file_id") or b.get("file_id")],
+        # The file's extent too: a file id reported again with another end, duration or size
+        # (a recording that went on) is another event.
+        lambda b: [
+            b.get("record_file_id") or b.get("file_id"),
+            b.get("start_time"),
+            b.get("end_time"),
+            b.get("duration"),
+            b.get("file_size"),
+        ],
         names_stream=True,
         slug="record",
         template_field="RecordNotifyUrl",
@@ -109,7 +117,7 @@ KINDS: Final[tuple[Kind, ...]] = (
         "snapshot",
         Snapshot,
         # create_time too: a template may overwrite one file name, and each shot is a new event.
-        lambda b: [_stream(b), b.get("pic_url"), b.get("create_time")],
+        lambda b: [b.get("pic_url"), b.get("create_time")],
         names_stream=True,
         slug="snapshot",
         template_field="SnapshotNotifyUrl",
@@ -119,7 +127,7 @@ KINDS: Final[tuple[Kind, ...]] = (
         317,
         "porn",
         PornDetection,
-        lambda b: [_stream(b), b.get("img"), b.get("screenshotTime")],
+        lambda b: [b.get("img"), first_text(b, SCREENSHOT_TIME)],
         names_stream=True,
         slug="porn",
         template_field="PornCensorshipNotifyUrl",
@@ -129,7 +137,7 @@ KINDS: Final[tuple[Kind, ...]] = (
         321,
         "push_exception",
         PushException,
-        lambda b: [_stream(b), b.get("sequence"), b.get("data_time")],
+        lambda b: [b.get("sequence"), b.get("data_time")],
         names_stream=True,
         push_session=True,
         slug="push-exception",
@@ -141,35 +149,37 @@ KINDS: Final[tuple[Kind, ...]] = (
         "record_status",
         RecordStatus,
         lambda b: [b.get("session_id"), b.get("record_event"), b.get("seq")],
+        names_stream=True,
     ),
     Kind(
         341,
         "record_exception",
         RecordException,
         lambda b: [b.get("session_id"), _exception_type(b), b.get("timestamp")],
+        names_stream=True,
     ),
     Kind(
         315,
         "audio_moderation",
         AudioModeration,
-        lambda b: [b.get("request_id")],
+        # One request reports many pieces of audio: `seq` numbers them, and the transcript is
+        # compared too, as nothing documents `seq` as unique.
+        lambda b: [b.get("request_id"), b.get("seq"), b.get("asr_text")],
+        names_stream=True,
         session_category="moderation",
     ),
-    Kind(
-        314,
-        "relay",
-        Relay,
-        lambda b: [b.get("task_id"), b.get("callback_event"), b.get("msg")],
-        signed=False,
-    ),
+    # Relay: the whole body. (task_id, callback_event, msg) would merge two events whose
+    # `event_time` differs; without one, a file started again (looped playback) cannot be told
+    # from a retry and is stored once.
+    Kind(314, "relay", Relay, signed=False),
     Kind(328, "monitor", Monitor, signed=False),
     Kind(338, "subtitles", Subtitles),
-    Kind(343, "quality_control", QualityControl),
-    Kind(344, "evaluation_threshold", EvaluationThreshold),
-    Kind(345, "evaluation_average", EvaluationAverage),
+    Kind(343, "quality_control", QualityControl, names_stream=True),
+    Kind(344, "evaluation_threshold", EvaluationThreshold, names_stream=True),
+    Kind(345, "evaluation_average", EvaluationAverage, names_stream=True),
     Kind(347, "smart_erase", SmartErase),
-    Kind(348, "summary", Summary),
-    Kind(349, "highlight", Highlight),
+    Kind(348, "summary", Summary, names_stream=True),
+    Kind(349, "highlight", Highlight, names_stream=True),
 )
 
 # Views of the table, for the places that look a kind up one way.

@@ -6,11 +6,23 @@ the nested keys in lower case), so nested fields accept both spellings.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from receiver.events.base import CssEvent, alias, seconds
+from receiver.events.base import (
+    Body,
+    CssEvent,
+    alias,
+    earliest,
+    first_text,
+    objects_at,
+    seconds,
+)
+
+# 317's times, in either spelling (its deduplication key reads the screenshot time too).
+SCREENSHOT_TIME: Final = ("screenshotTime", "screenshot_time")
+SEND_TIME: Final = ("sendTime", "send_time")
 
 
 class _Nested(BaseModel):
@@ -70,12 +82,14 @@ class PornDetection(CssEvent):
     object_results: list[ModerationResult] = alias("objectResults", "object_results", default=[])
     ocr_results: list[ModerationResult] = alias("ocrResults", "ocr_results", default=[])
     lib_results: list[ModerationResult] = alias("libResults", "lib_results", default=[])
-    screenshot_time: int | None = alias("screenshotTime", "screenshot_time")
-    send_time: int | None = alias("sendTime", "send_time")
+    screenshot_time: int | None = alias(*SCREENSHOT_TIME)
+    send_time: int | None = alias(*SEND_TIME)
     tid: str | None = None
 
-    def occurred_at(self) -> float | None:
-        return seconds(self.screenshot_time) or seconds(self.send_time)
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        # The screenshot is the event; the send time only says when CSS reported it.
+        return seconds(first_text(body, SCREENSHOT_TIME)) or seconds(first_text(body, SEND_TIME))
 
     @property
     def hits(self) -> list[ModerationResult]:
@@ -125,5 +139,9 @@ class AudioModeration(CssEvent):
     text_results: list[AudioResult] = Field(default_factory=list)
     data: dict[str, Any] | None = None
 
-    def occurred_at(self) -> float | None:
-        return None
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        # The only absolute times are those of the recognised audio pieces (unix seconds, in
+        # `data.asr_tmp_full_results[].create_time`); the result times are offsets into the audio.
+        pieces = objects_at(body, "data", "asr_tmp_full_results")
+        return earliest([seconds(piece.get("create_time")) for piece in pieces])

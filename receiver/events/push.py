@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from receiver.events.base import CssEvent, millis
+from receiver.events.base import Body, CssEvent, millis
 
 
 class StreamEvent(CssEvent):
@@ -27,9 +27,6 @@ class StreamEvent(CssEvent):
     width: int | None = None
     height: int | None = None
     idc_id: int | None = None
-
-    def push_sequence(self) -> str | None:
-        return self.sequence or None
 
 
 class StreamBegin(StreamEvent):
@@ -84,8 +81,6 @@ class PushException(CssEvent):
     timeout: int | None = None
     abnormal_event: list[AbnormalEvent] = Field(default_factory=list)
 
-    def occurred_at(self) -> float | None:
-        return millis(self.data_time)
-
-    def push_sequence(self) -> str | None:
-        return self.sequence or None
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        return millis(body.get("data_time"))

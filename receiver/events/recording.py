@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from receiver.events.base import CssEvent, seconds
+from receiver.events.base import Body, CssEvent, seconds
 
 
 class RecordFile(CssEvent):
@@ -34,9 +34,10 @@ class RecordFile(CssEvent):
     record_bps: int | None = None
     callback_ext: str | None = None  # a JSON object encoded as a string
 
-    def occurred_at(self) -> float | None:
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
         # The file exists once recording ended; that is when the event happened.
-        return seconds(self.end_time) or seconds(self.start_time)
+        return seconds(body.get("end_time")) or seconds(body.get("start_time"))
 
 
 class RecordStatus(CssEvent):
@@ -76,5 +77,6 @@ class RecordException(CssEvent):
     exception_level: str | None = None
     exception: RecordExceptionDetail | None = None
 
-    def occurred_at(self) -> float | None:
-        return seconds(self.timestamp)
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        return seconds(body.get("timestamp"))

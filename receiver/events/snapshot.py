@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from receiver.events.base import CssEvent, seconds
+from receiver.events.base import Body, CssEvent, seconds
 
 
 class Snapshot(CssEvent):
@@ -24,5 +24,6 @@ class Snapshot(CssEvent):
     pic_full_url: str | None = None
     task_id: str | None = None
 
-    def occurred_at(self) -> float | None:
-        return seconds(self.create_time)
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        return seconds(body.get("create_time"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from receiver.events.base import CssEvent, millis, seconds
+from receiver.events.base import Body, CssEvent, millis
 
 
 class Relay(CssEvent):
@@ -25,9 +25,6 @@ class Relay(CssEvent):
     callback_url: str | None = None
     product_name: str | None = None
 
-    def occurred_at(self) -> float | None:
-        return seconds(self.event_time)
-
 
 class Monitor(CssEvent):
     """Stream monitoring task alarm (reference §3.18; Chinese docs only)."""
@@ -40,5 +37,6 @@ class Monitor(CssEvent):
     event_msg: str | None = None
     stream_id: str | None = None
 
-    def occurred_at(self) -> float | None:
-        return millis(self.event_time)
+    @classmethod
+    def occurred_at(cls, body: Body) -> float | None:
+        return millis(body.get("event_time"))

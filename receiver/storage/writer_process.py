@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
-import orjson
-
 from receiver.events import parse_event
+from receiver.events.decode import loads
 from receiver.storage.dedupe import dedupe_key
 from receiver.storage.frames import (
     Ack,
@@ -139,7 +138,7 @@ class BatchWriter:
         if not isinstance(message, Event):
             return _Prepared(message.rid)  # a probe: the heartbeat proves the commit path
         rid, event_type, received_at, path_kind, payload = message
-        body = orjson.loads(payload)
+        body = loads(payload)  # as the service read it: integers beyond 64 bits stay exact
         parsed = parse_event(body, event_type)
         row = event_row(
             self._ids.new(),

@@ -62,16 +62,11 @@ async def test_bad_bodies_are_400(client: Any, database: Path, data: bytes, erro
     assert await _metric(client, 'receiver_refusals_total{reason="body"} 1.0')
 
 
-async def test_deeply_nested_json_is_400(client: Any, database: Path) -> None:
+async def test_nesting_beyond_the_parser_is_400_too_deep(client: Any, database: Path) -> None:
+    # Deeper than orjson itself parses: the same refusal as one level past the limit.
     nested = b'{"event_type": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    await _refused(client, nested, 400, "body_not_json")
+    await _refused(client, nested, 400, "body_too_deep")
     assert count(database) == 0
-    # Nesting within the parser's limit is an ordinary body and is stored.
-    body = signed(payload("push_begin_1.json"))
-    text = json.dumps(body)[:-1] + ', "deep": ' + "[" * 500 + "]" * 500 + "}"
-    response = await client.post("/callbacks", data=text)
-    assert response.status == 200
-    assert count(database) == 1
 
 
 async def test_huge_body_is_413(client: Any, database: Path) -> None:

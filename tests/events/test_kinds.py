@@ -8,6 +8,7 @@ from typing import get_args
 from receiver.events import MODEL_BY_EVENT_TYPE
 from receiver.events.kinds import (
     ALL_KINDS,
+    BY_EVENT_TYPE,
     KINDS,
     OTHER,
     PATH_KINDS,
@@ -16,6 +17,7 @@ from receiver.events.kinds import (
     URL_FIELD_BY_PATH_KIND,
     kind_of,
 )
+from tests.support.helpers import payload, payload_names
 
 
 def test_each_entry_is_unique_and_matches_its_model() -> None:
@@ -41,3 +43,13 @@ def test_views_of_the_table() -> None:
         "moderation": ("porn", "audio_moderation"),
         "push_exceptions": ("push_exception",),
     }
+
+
+def test_names_stream_says_which_examples_name_domain_app_and_stream() -> None:
+    # A kind that names its stream gets field keys only with all three; the table must not claim
+    # it for a kind whose bodies lack them (every such body would fall back to its content).
+    for name in payload_names():
+        body = payload(name)
+        kind = BY_EVENT_TYPE[body["event_type"]]
+        identity = kind.model.identity(body)
+        assert (None not in identity) is kind.names_stream, (name, identity)

@@ -85,7 +85,15 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None, float | None,
         1610640000,
         None,
     ),
-    "audio_moderation_315.json": ("audio_moderation", "xxx.cn", "live", "xxxn01", None, None),
+    # The time of its recognised audio (data.asr_tmp_full_results[].create_time).
+    "audio_moderation_315.json": (
+        "audio_moderation",
+        "xxx.cn",
+        "live",
+        "xxxn01",
+        1685929588,
+        None,
+    ),
     "push_exception_321.json": (
         "push_exception",
         "example.push.com",
@@ -170,6 +178,42 @@ def test_each_example_fits_its_kind_model(name: str) -> None:
     parsed = parse_event(body, body["event_type"])
     assert parsed.schema_error is None
     assert isinstance(parsed.model, MODEL_BY_EVENT_TYPE[body["event_type"]])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_body_that_does_not_fit_its_model_keeps_its_normalised_view(name: str) -> None:
+    # `appid` must be an integer for every kind: the model refuses the body, the view stays.
+    body = {**payload(name), "appid": "not a number"}
+    parsed = parse_event(body, body["event_type"])
+    assert parsed.model is None and parsed.schema_error is not None
+    assert parsed.schema_error.startswith("appid")
+    _, domain, app_name, stream_id, event_time, sequence = EXPECTED[name]
+    n = parsed.normalised
+    assert (n.domain, n.app_name, n.stream_id, n.sequence) == (
+        domain,
+        app_name,
+        stream_id,
+        sequence,
+    )
+    assert n.event_time == (pytest.approx(event_time) if event_time is not None else None)
+
+
+async def test_tencents_porn_sample_with_a_scalar_score_keeps_its_time(
+    client: Any, database: Path
+) -> None:
+    # The published sample spells `socre`; a scalar where the model wants a list must not cost
+    # the event its time (nor its stream).
+    body = signed({**payload("image_moderation_317.json"), "socre": 99})
+    response = await client.post("/callbacks/porn", json=body)
+    assert response.status == 200, await response.text()
+    (row,) = rows(database)
+    assert row["schema_error"] == "socre: Input should be a valid list"
+    assert row["event_time"] == 1610640000
+    assert (row["domain"], row["app_name"], row["stream_id"]) == (
+        "5000.myqcloud.com",
+        "live",
+        "teststream",
+    )
 
 
 def _encode(body: dict[str, Any]) -> bytes:

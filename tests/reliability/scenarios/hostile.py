@@ -26,7 +26,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.callbacks.body import parse_body, read_event_type
+from receiver.callbacks.body import MAX_DEPTH, parse_body, read_event_type
 from receiver.storage.dedupe import dedupe_key
 from testbed.service import ServiceProcess
 from tests.reliability.scenarios.report import Findings
@@ -240,10 +240,14 @@ def _oversized_wave(target: Target, n: int, findings: Findings) -> None:
         f"declared: {Counter(declared)}, chunked: {Counter(chunked)}",
     )
     too_deep = encode(genuine)[:-1] + b', "d": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
-    deep_ok = encode(genuine)[:-1] + b', "d": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    deep_ok = (
+        encode(genuine)[:-1] + b', "d": ' + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1) + b"}"
+    )
     statuses = (target.post(too_deep), target.post(deep_ok))
     findings.check(
-        "nesting beyond 1024 levels gets 400, within it 200", statuses == (400, 200), f"{statuses}"
+        f"nesting beyond {MAX_DEPTH} levels gets 400, within it 200",
+        statuses == (400, 200),
+        f"{statuses}",
     )
 
 
