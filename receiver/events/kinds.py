@@ -141,18 +141,21 @@ KINDS: Final[tuple[Kind, ...]] = (
         "record_status",
         RecordStatus,
         lambda b: [b.get("session_id"), b.get("record_event"), b.get("seq")],
+        template_field="RecordStatusNotifyUrl",
     ),
     Kind(
         341,
         "record_exception",
         RecordException,
         lambda b: [b.get("session_id"), _exception_type(b), b.get("timestamp")],
+        template_field="RecordExceptionNotifyUrl",
     ),
     Kind(
         315,
         "audio_moderation",
         AudioModeration,
         lambda b: [b.get("request_id")],
+        template_field="AudioAuditNotifyUrl",
         session_category="moderation",
     ),
     Kind(
