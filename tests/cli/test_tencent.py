@@ -63,6 +63,39 @@ async def test_register_then_nothing_to_do(cli: Run, fake_tencent: FakeTencent) 
     assert fake_tencent.mutations() == []
 
 
+async def test_register_sets_and_shows_every_callback_url(
+    cli: Run, fake_tencent: FakeTencent
+) -> None:
+    code, out, err = await cli(*REGISTER)
+    assert code == 0, err
+    for field in ("RecordStatusNotifyUrl", "AudioAuditNotifyUrl", "RecordExceptionNotifyUrl"):
+        assert f"+ {field}: https://cb.example.com/callbacks\n" in out
+    assert "+ RecordExceptionLevels: error, warning, info" in out
+    template = fake_tencent.template_named("receiver")
+    assert template["RecordExceptionNotifyUrl"] == "https://cb.example.com/callbacks"
+    assert template["RecordExceptionLevels"] == ["error", "warning", "info"]
+
+
+async def test_a_chinese_template_name_registers(cli: Run, fake_tencent: FakeTencent) -> None:
+    code, out, err = await cli(*REGISTER, "--template-name", "直播回调")
+    assert code == 0, err
+    assert "template '直播回调': create" in out
+    assert fake_tencent.template_named("直播回调")["CallbackKey"] == KEY
+
+
+async def test_a_bad_template_name_is_invalid_configuration(
+    cli: Run, fake_tencent: FakeTencent
+) -> None:
+    code, out, err = await cli(*REGISTER, "--template-name", "my template")
+    assert out == ""
+    assert code == 2
+    assert err == (
+        "error: template name 'my template' may only contain letters, digits, '_', '-' and "
+        "Chinese characters\n"
+    )
+    assert fake_tencent.calls == []  # refused before any call
+
+
 async def test_dry_run_prints_the_plan_and_changes_nothing(
     cli: Run, fake_tencent: FakeTencent
 ) -> None:
@@ -154,6 +187,10 @@ async def test_templates_lists_everything_with_keys_masked(
     assert "'receiver'" in out and "'legacy'" in out
     assert "CallbackKey: cu****bc" in out and "CallbackKey: le****76" in out
     assert "/callbacks/record?token=ur****89" in out
+    assert "      AudioAuditNotifyUrl: https://cb.example.com/callbacks?token=ur****89" in out
+    assert "      RecordExceptionNotifyUrl: https://cb.example.com/callbacks?token=ur****89" in out
+    assert "      RecordExceptionLevels: error, alarm, info" in out  # as CSS reports them
+    assert "(RecordStatusNotifyUrl: not reported by CSS; `register` sets it" in out
     assert f"{DOMAIN}/live -> template 1000 'receiver'" in out
     assert "other.example.com/live -> template 1001 'legacy'" in out
     for secret in (KEY, "legacyKey9876", URL_TOKEN):
@@ -163,6 +200,9 @@ async def test_templates_lists_everything_with_keys_masked(
     assert code == 0
     listing = json.loads(out)
     assert [t["CallbackKey"] for t in listing["templates"]] == ["cu****bc", "le****76"]
+    ours = listing["templates"][0]
+    assert ours["AudioAuditNotifyUrl"] == "https://cb.example.com/callbacks?token=ur****89"
+    assert ours["RecordExceptionLevels"] == ["error", "alarm", "info"]
     assert {r["DomainName"] for r in listing["rules"]} == {DOMAIN, "other.example.com"}
 
 
