@@ -20,8 +20,9 @@ ENV PYTHONUNBUFFERED=1 \
 VOLUME ["/data"]
 EXPOSE 8080
 # Ready = events can be committed (a broker outage keeps it ready: callbacks are still stored).
+# On the port the service listens on: RECEIVER_PORT as the container has it, not a fixed 8080.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(u.urlopen('http://127.0.0.1:8080/readyz', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import os, sys, urllib.request as u; port = os.environ.get('RECEIVER_PORT') or '8080'; sys.exit(u.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=4).status != 200)"]
 # SIGTERM: stop accepting, finish in-flight requests, record in-flight confirms, flush, exit 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["receiver"]

@@ -1,8 +1,10 @@
 """`receiver tencent register|templates|unregister`: configure CSS to call this receiver.
 
 Exit codes: 0 when CSS matches what was asked (changed now or already), 1 when Tencent or a local
-check refused (one line on stderr with the reason, Tencent's Code and RequestId), 2 for invalid
-configuration. Secrets never reach the output: keys and URL tokens are masked, error texts scrubbed.
+check of CSS's state refused (one line on stderr with the reason, Tencent's Code and RequestId),
+2 for invalid configuration (settings, credentials, or a name, key or URL registration refuses
+before any call). Secrets never reach the output: keys and URL tokens are masked, error texts
+scrubbed.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ from receiver.cli.common import (
     with_callback_key,
 )
 from receiver.settings import Settings
-from receiver.tencent.actions import CallbackRule, CallbackTemplate, LiveCallbackApi
+from receiver.tencent.actions import (
+    UNREPORTED_FIELDS,
+    CallbackRule,
+    CallbackTemplate,
+    LiveCallbackApi,
+)
 from receiver.tencent.client import TencentClient
 from receiver.tencent.credentials import TencentCredentials
-from receiver.tencent.errors import TencentError
+from receiver.tencent.errors import InvalidRegistration, TencentError
 from receiver.tencent.masking import mask, mask_url, redact
 from receiver.tencent.register import (
     RegistrationPlan,
@@ -190,7 +197,8 @@ def run_unregister(args: argparse.Namespace) -> int:
 def _run(
     settings: Settings, credentials: TencentCredentials, work: Work, *, secrets: list[str]
 ) -> int:
-    """Run `work` with a client on a fresh session; map failures to one line and exit 1."""
+    """Run `work` with a client on a fresh session; map failures to one line and exit 1 (2 for
+    invalid configuration)."""
     secrets = secrets + _credential_secrets(credentials)
 
     async def main() -> int:
@@ -208,18 +216,26 @@ def _run(
         return asyncio.run(main())
     except TencentError as exc:
         print(f"error: {redact(str(exc), secrets)}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, InvalidRegistration) else 1
 
 
 def describe_listing(templates: list[CallbackTemplate], rules: list[CallbackRule]) -> list[str]:
     """Templates with their URLs and masked keys, then the rules that bind them."""
     names = {t.template_id: t.template_name for t in templates}
     lines = [f"templates ({len(templates)} of {TEMPLATE_QUOTA}):"]
+    unreported: set[str] = set()
     for template in templates:
         lines.append(f"  {template.template_id} {template.template_name!r}")
         for name, value in _template_json(template).items():
-            if name not in ("TemplateId", "TemplateName") and value:
-                lines.append(f"      {name}: {value}")
+            if name in UNREPORTED_FIELDS and value is None:
+                unreported.add(name)
+            elif name not in ("TemplateId", "TemplateName") and value:
+                shown = ", ".join(value) if isinstance(value, list) else value
+                lines.append(f"      {name}: {shown}")
+    lines.extend(
+        f"  ({name}: not reported by CSS; `register` sets it with the other URLs)"
+        for name in sorted(unreported)
+    )
     lines.append(f"rules ({len(rules)}):")
     for rule in rules:
         bound = names.get(rule.template_id)
@@ -236,7 +252,7 @@ def _template_json(template: CallbackTemplate) -> dict[str, Any]:
     for name, value in data.items():
         if name.endswith("NotifyUrl") and isinstance(value, str):
             data[name] = mask_url(value)
-    data["CallbackKey"] = mask(template.field_value("CallbackKey"))
+    data["CallbackKey"] = mask(template.field_value("CallbackKey") or "")
     return data
 
 

@@ -150,6 +150,8 @@ KINDS: Final[tuple[Kind, ...]] = (
         RecordStatus,
         lambda b: [b.get("session_id"), b.get("record_event"), b.get("seq")],
         names_stream=True,
+        slug="record-status",
+        template_field="RecordStatusNotifyUrl",
     ),
     Kind(
         341,
@@ -157,6 +159,8 @@ KINDS: Final[tuple[Kind, ...]] = (
         RecordException,
         lambda b: [b.get("session_id"), _exception_type(b), b.get("timestamp")],
         names_stream=True,
+        slug="record-exception",
+        template_field="RecordExceptionNotifyUrl",
     ),
     Kind(
         315,
@@ -166,6 +170,8 @@ KINDS: Final[tuple[Kind, ...]] = (
         # compared too, as nothing documents `seq` as unique.
         lambda b: [b.get("request_id"), b.get("seq"), b.get("asr_text")],
         names_stream=True,
+        slug="audio-moderation",
+        template_field="AudioAuditNotifyUrl",
         session_category="moderation",
     ),
     # Relay: the whole body. (task_id, callback_event, msg) would merge two events whose

@@ -25,6 +25,13 @@ nothing gained, since the
 confirm is what we wait for anyway. `_send` relies on aiormq's channel bookkeeping (delivery tags,
 confirmation futures, message ids of returned messages) exactly as `basic_publish` uses it;
 pyproject.toml bounds aiormq to the major version this was written against.
+
+During an outage aiormq logs an ERROR for every failed connection attempt and for the broker's
+close, with tracebacks, although each one is expected and handled: the owner's reconnect loop
+reports the outage itself (the relay: one WARNING when it begins, one INFO when it ends). So
+`Publisher` quiets those few library records (`OutageNoiseFilter`): they become DEBUG records,
+kept when DEBUG logging is on. Every other library record (a blocked connection, an unexpected
+frame) is left as it is, and a wording that changes in a new aiormq shows up again, not lost.
 """
 
 from __future__ import annotations
@@ -54,6 +61,38 @@ log = logging.getLogger(__name__)
 
 # How often settled outcomes are handed to the owner (marks become one UPDATE batch each).
 _REPORT_EVERY: Final = 512
+
+
+# aiormq's records that only say the broker is unreachable or went away (6.8 to 7.x wording).
+_OUTAGE_RECORDS: Final = (
+    "error when creating transport",  # each failed connection attempt
+    "Unexpected connection close from remote",  # the broker closed it (e.g. shutting down)
+    "Cancelling cause reader exited abnormally",  # the socket died under the reader
+    "Server connection %r was stuck",  # missed heartbeats
+)
+_NOISY_LOGGERS: Final = ("aiormq.connection",)
+
+
+class OutageNoiseFilter(logging.Filter):
+    """Turns aiormq's per-attempt connection errors into DEBUG records (dropped unless DEBUG is
+    on), since the owner of the connection reports the outage once, with its reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not isinstance(record.msg, str):
+            return True
+        if not record.msg.startswith(_OUTAGE_RECORDS):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        # The level was checked before this filter ran; check it again for the new level.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_outage_noise() -> None:
+    """Install `OutageNoiseFilter` on aiormq's connection logger, once per process."""
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OutageNoiseFilter) for f in logger.filters):
+            logger.addFilter(OutageNoiseFilter())
 
 
 class BrokerUnavailable(Exception):
@@ -135,6 +174,7 @@ class Publisher:
         self._pika_channel: aio_pika.abc.AbstractChannel | None = None
         self._channel: aiormq.Channel | None = None
         self._unroutable_seen: set[str] = set()
+        quiet_outage_noise()
 
     @property
     def connected(self) -> bool:
@@ -170,7 +210,7 @@ class Publisher:
             raise BrokerUnavailable(
                 f"cannot connect to {self.display_url}: {describe(exc)}"
             ) from exc
-        connection.close_callbacks.add(self._closed)
+        connection.close_callbacks.add(self._connection_closed)
         channel.close_callbacks.add(self._closed)
         self._connection = connection
         self._pika_channel = channel
@@ -183,12 +223,18 @@ class Publisher:
         if channel is not None:
             channel.close_callbacks.discard(self._closed)
         if connection is not None and not connection.is_closed:
-            connection.close_callbacks.discard(self._closed)
+            connection.close_callbacks.discard(self._connection_closed)
             try:
                 async with asyncio.timeout(self._timeout):
                     await connection.close()
             except Exception as exc:
                 log.debug("closing the broker connection: %s", describe(exc))
+
+    def _connection_closed(self, _: object, reason: object = None, *__: object) -> None:
+        # The reason aiormq's (quieted) records would have given; the owner warns about the outage.
+        why = describe(reason) if isinstance(reason, BaseException) else "closed"
+        log.info("broker connection to %s lost: %s", self.display_url, why)
+        self._closed()
 
     def _closed(self, *_: object) -> None:
         if self.on_lost is not None:

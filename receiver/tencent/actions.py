@@ -7,11 +7,17 @@
 Answers are validated with pydantic models named after the API's data types
 (`CallBackTemplateInfo`, `CallBackRuleInfo`); an answer of the wrong shape raises
 `TencentResponseError`. The CallbackKey read back is a `SecretStr`, so no repr shows it.
+
+Two fields are not read back the way they are written (reference §4.6, the official SDK's
+models): `RecordStatusNotifyUrl` is not part of `CallBackTemplateInfo` at all, so an answer
+without it says nothing about its value; and `RecordExceptionLevels` is written as
+`error`/`warning`/`info` but documented in answers as `error`/`alarm`, so levels are compared
+with `alarm` read as `warning`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -37,6 +43,20 @@ class _ApiModel(BaseModel):
     )
 
 
+# Written by Create/Modify, absent from `CallBackTemplateInfo`: its value cannot be read back.
+UNREPORTED_FIELDS: Final = frozenset({"RecordStatusNotifyUrl"})
+# `RecordExceptionLevels` as Create/Modify take them; answers may spell `warning` as `alarm`.
+EXCEPTION_LEVELS: Final = ("error", "warning", "info")
+_LEVEL_ALIASES: Final = {"alarm": "warning"}
+
+
+def levels_text(levels: Iterable[str]) -> str:
+    """Exception levels as one comparable, readable value: aliases resolved, in a fixed order."""
+    names = {_LEVEL_ALIASES.get(level, level) for level in levels}
+    known = [level for level in EXCEPTION_LEVELS if level in names]
+    return ", ".join(known + sorted(names - set(EXCEPTION_LEVELS)))
+
+
 class CallbackTemplate(_ApiModel):
     """`CallBackTemplateInfo`; URLs the console left empty come back as "" or null."""
 
@@ -49,6 +69,8 @@ class CallbackTemplate(_ApiModel):
     snapshot_notify_url: str | None = None
     porn_censorship_notify_url: str | None = None
     push_exception_notify_url: str | None = None
+    # Not in `CallBackTemplateInfo` (see UNREPORTED_FIELDS); kept in case an answer has it.
+    record_status_notify_url: str | None = None
     audio_audit_notify_url: str | None = None
     record_exception_notify_url: str | None = None
     record_exception_levels: list[str] | None = None
@@ -60,13 +82,18 @@ class CallbackTemplate(_ApiModel):
             masked = isinstance(value, str) and bool(name) and str(name).endswith("_url")
             yield name, mask_url(value) if masked else value
 
-    def field_value(self, api_name: str) -> str:
-        """A writable field by its API name, "" when unset; the key in clear (for comparing)."""
+    def field_value(self, api_name: str) -> str | None:
+        """A writable field by its API name as `TemplateWrite.values()` spells it, "" when unset
+        and None when the answer cannot tell (an unreported field); the key in clear."""
         if api_name == "TemplateName":
             return self.template_name
         if api_name == "CallbackKey":
             return self.callback_key.get_secret_value() if self.callback_key else ""
+        if api_name == "RecordExceptionLevels":
+            return levels_text(self.record_exception_levels or ())
         value = getattr(self, _SNAKE_BY_API[api_name])
+        if value is None and api_name in UNREPORTED_FIELDS:
+            return None
         return value if isinstance(value, str) else ""
 
 
@@ -100,22 +127,31 @@ class TemplateWrite:
     description: str
     urls: Mapping[str, str]  # API field name → URL (may carry the URL token)
     callback_key: SecretStr = field(repr=False)
+    # Which recording exceptions CSS reports (`RecordExceptionLevels`); () leaves it unset.
+    exception_levels: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         urls = {name: mask_url(url) for name, url in self.urls.items()}
         return (
             f"TemplateWrite(name={self.name!r}, description={self.description!r}, "
-            f"urls={urls!r}, callback_key={self.callback_key!r})"
+            f"urls={urls!r}, exception_levels={self.exception_levels!r}, "
+            f"callback_key={self.callback_key!r})"
         )
 
     def values(self) -> dict[str, str]:
-        """Every managed field by API name, the key in clear: only for requests and diffs."""
-        return {
-            "TemplateName": self.name,
-            "Description": self.description,
-            **self.urls,
-            "CallbackKey": self.callback_key.get_secret_value(),
-        }
+        """Every managed field by API name as text, the key in clear: only for diffs."""
+        values = {"TemplateName": self.name, "Description": self.description, **self.urls}
+        if self.exception_levels:
+            values["RecordExceptionLevels"] = levels_text(self.exception_levels)
+        values["CallbackKey"] = self.callback_key.get_secret_value()
+        return values
+
+    def params(self) -> dict[str, Any]:
+        """The request parameters: `values()` with the levels as the array the API takes."""
+        params: dict[str, Any] = self.values()
+        if self.exception_levels:
+            params["RecordExceptionLevels"] = list(self.exception_levels)
+        return params
 
 
 class LiveCallbackApi:
@@ -137,14 +173,14 @@ class LiveCallbackApi:
 
     async def create_template(self, template: TemplateWrite) -> int:
         action = "CreateLiveCallbackTemplate"
-        response = await self._call(action, template.values(), idempotent=False)
+        response = await self._call(action, template.params(), idempotent=False)
         template_id = response.get("TemplateId")
         if not isinstance(template_id, int) or isinstance(template_id, bool):
             raise TencentResponseError(action, "no integer TemplateId")
         return template_id
 
     async def modify_template(self, template_id: int, template: TemplateWrite) -> None:
-        params = {"TemplateId": template_id, **template.values()}
+        params = {"TemplateId": template_id, **template.params()}
         await self._call("ModifyLiveCallbackTemplate", params, idempotent=True)
 
     async def delete_template(self, template_id: int) -> None:

@@ -6,8 +6,10 @@
     │   └── (transient flag)      `RequestLimitExceeded[.*]` and plain `InternalError`
     ├── TencentHttpError          a non-JSON answer (an HTML 502 from a proxy, a bare 404, ...)
     ├── TencentNetworkError       no answer at all: connection refused, reset, timed out
-    └── RegistrationError         registration refused before calling Tencent (bad name, foreign
-                                  binding without --force, template quota, ...)
+    └── RegistrationError         registration refused before changing anything (foreign
+        │                         binding without --force, template quota, ...)
+        └── InvalidRegistration   what was asked is invalid in itself (name, key, URL, domain):
+                                  only a change of configuration helps (the CLI exits 2)
 
 `transient` says whether a retry can help. `ambiguous` says whether the request may have been
 processed even though it failed (the answer was lost or the server failed mid-way): only
@@ -115,6 +117,10 @@ class TencentNetworkError(TencentError):
 
 class RegistrationError(TencentError):
     """A registration that was refused locally, before anything was changed."""
+
+
+class InvalidRegistration(RegistrationError):
+    """The requested values are invalid whatever CSS holds: fix the configuration, not CSS."""
 
 
 def is_transient_code(code: str) -> bool:

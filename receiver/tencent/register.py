@@ -22,16 +22,17 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from receiver.events.kinds import URL_FIELD_BY_PATH_KIND
+from receiver.events.kinds import KINDS
 from receiver.settings import check_app_name, check_domain, check_public_url
 from receiver.tencent import validation
 from receiver.tencent.actions import (
+    EXCEPTION_LEVELS,
     CallbackRule,
     CallbackTemplate,
     LiveCallbackApi,
     TemplateWrite,
 )
-from receiver.tencent.errors import RegistrationError
+from receiver.tencent.errors import InvalidRegistration, RegistrationError
 from receiver.tencent.masking import mask, mask_url
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,16 @@ DEFAULT_TEMPLATE_NAME: Final = "receiver"
 DEFAULT_APP: Final = "live"
 # Spaces and dots are outside the documented character set, hence the hyphens.
 DEFAULT_DESCRIPTION: Final = "managed-by-receiver"
+# Every level of recording exception: the receiver stores what CSS reports, consumers filter
+# (each event carries its `exception_level`); a level left out could never be recovered.
+RECORD_EXCEPTION_LEVELS: Final = EXCEPTION_LEVELS
+# Each template URL field and where it points: `/callbacks/<slug>` for a kind with a path of its
+# own, else `/callbacks` (which takes every kind; the body's event_type decides).
+TEMPLATE_PATHS: Final[dict[str, str]] = {
+    kind.template_field: f"/callbacks/{kind.slug}" if kind.slug else "/callbacks"
+    for kind in KINDS
+    if kind.template_field is not None
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +86,9 @@ def wanted_template(request: RegistrationRequest) -> tuple[TemplateWrite, list[s
             check_domain(domain)
         check_app_name(request.app)
     except ValueError as exc:
-        raise RegistrationError(str(exc)) from None
+        raise InvalidRegistration(str(exc)) from None
     if not request.domains:
-        raise RegistrationError("no push domain to bind")
+        raise InvalidRegistration("no push domain to bind")
     if base.startswith("http://"):
         warnings.append(
             "the public URL is plain http: callbacks and their signatures travel "
@@ -86,15 +97,13 @@ def wanted_template(request: RegistrationRequest) -> tuple[TemplateWrite, list[s
     query = ""
     if request.url_token is not None:
         query = "?token=" + quote(request.url_token.get_secret_value(), safe="")
-    urls = {
-        api_field: f"{base}/callbacks/{path_kind}{query}"
-        for path_kind, api_field in URL_FIELD_BY_PATH_KIND.items()
-    }
+    urls = {api_field: f"{base}{path}{query}" for api_field, path in TEMPLATE_PATHS.items()}
     template = TemplateWrite(
         name=request.template_name,
         description=request.description,
         urls=urls,
         callback_key=request.callback_key,
+        exception_levels=RECORD_EXCEPTION_LEVELS,
     )
     return template, warnings
 
@@ -160,6 +169,8 @@ class RegistrationPlan:
     field_changes: tuple[FieldChange, ...]
     rules: tuple[RuleStep, ...]
     warnings: tuple[str, ...] = ()
+    # Fields CSS does not report (so no diff can show them), sent again with a modify.
+    resent: tuple[str, ...] = ()
 
     @property
     def changes(self) -> bool:
@@ -179,6 +190,11 @@ class RegistrationPlan:
         lines.append(f"template {name!r}{ident}: {self.template_action}")
         sign = "+" if self.template_action == "create" else "~"
         lines += [change.describe(sign) for change in self.field_changes]
+        values = self.wanted.values()
+        lines += [
+            f"  = {field}: {_shown(field, values[field])} (not reported by CSS: sent again)"
+            for field in self.resent
+        ]
         lines += [step.describe(name) for step in self.rules]
         return lines
 
@@ -196,6 +212,7 @@ def plan_registration(
     """Compare what exists with what is wanted; pure, so it is tested without any API."""
     existing = find_template(templates, wanted.name)
     values = wanted.values()
+    resent: tuple[str, ...] = ()
     if existing is None:
         if len(templates) >= validation.TEMPLATE_QUOTA:
             raise RegistrationError(
@@ -205,12 +222,17 @@ def plan_registration(
         action: Literal["create", "modify", "unchanged"] = "create"
         changes = tuple(FieldChange(name, "", value) for name, value in values.items())
     else:
+        reported = {name: existing.field_value(name) for name in values}
         changes = tuple(
-            FieldChange(name, existing.field_value(name), value)
-            for name, value in values.items()
-            if existing.field_value(name) != value
+            FieldChange(name, old, values[name])
+            for name, old in reported.items()
+            if old is not None and old != values[name]
         )
         action = "modify" if changes else "unchanged"
+        # A field CSS does not report cannot be compared: a modify sends it again, but it never
+        # causes one, or a second run would never find the template unchanged.
+        if changes:
+            resent = tuple(name for name, old in reported.items() if old is None)
     our_id = existing.template_id if existing else None
     names = {template.template_id: template.template_name for template in templates}
     steps = []
@@ -223,7 +245,9 @@ def plan_registration(
         else:
             step: RuleAction = "rebind" if force else "conflict"
             steps.append(RuleStep(step, domain, app, current, names.get(current.template_id)))
-    return RegistrationPlan(wanted, action, our_id, changes, tuple(steps), tuple(warnings))
+    return RegistrationPlan(
+        wanted, action, our_id, changes, tuple(steps), tuple(warnings), resent=resent
+    )
 
 
 async def apply_registration(api: LiveCallbackApi, plan: RegistrationPlan) -> int:
@@ -421,4 +445,6 @@ def _shown(api_field: str, value: str) -> str:
         return mask(value)
     if api_field.endswith("NotifyUrl"):
         return mask_url(value) or "(none)"
+    if api_field == "RecordExceptionLevels":
+        return value or "(none)"
     return repr(value) if value else "(none)"

@@ -63,6 +63,45 @@ async def test_register_then_nothing_to_do(cli: Run, fake_tencent: FakeTencent) 
     assert fake_tencent.mutations() == []
 
 
+async def test_register_sets_and_shows_every_callback_url(
+    cli: Run, fake_tencent: FakeTencent
+) -> None:
+    code, out, err = await cli(*REGISTER)
+    assert code == 0, err
+    for field, slug in (
+        ("RecordStatusNotifyUrl", "record-status"),
+        ("AudioAuditNotifyUrl", "audio-moderation"),
+        ("RecordExceptionNotifyUrl", "record-exception"),
+    ):
+        assert f"+ {field}: https://cb.example.com/callbacks/{slug}\n" in out
+    assert "+ RecordExceptionLevels: error, warning, info" in out
+    template = fake_tencent.template_named("receiver")
+    assert template["RecordExceptionNotifyUrl"] == (
+        "https://cb.example.com/callbacks/record-exception"
+    )
+    assert template["RecordExceptionLevels"] == ["error", "warning", "info"]
+
+
+async def test_a_chinese_template_name_registers(cli: Run, fake_tencent: FakeTencent) -> None:
+    code, out, err = await cli(*REGISTER, "--template-name", "直播回调")
+    assert code == 0, err
+    assert "template '直播回调': create" in out
+    assert fake_tencent.template_named("直播回调")["CallbackKey"] == KEY
+
+
+async def test_a_bad_template_name_is_invalid_configuration(
+    cli: Run, fake_tencent: FakeTencent
+) -> None:
+    code, out, err = await cli(*REGISTER, "--template-name", "my template")
+    assert out == ""
+    assert code == 2
+    assert err == (
+        "error: template name 'my template' may only contain letters, digits, '_', '-' and "
+        "Chinese characters\n"
+    )
+    assert fake_tencent.calls == []  # refused before any call
+
+
 async def test_dry_run_prints_the_plan_and_changes_nothing(
     cli: Run, fake_tencent: FakeTencent
 ) -> None:
@@ -154,6 +193,13 @@ async def test_templates_lists_everything_with_keys_masked(
     assert "'receiver'" in out and "'legacy'" in out
     assert "CallbackKey: cu****bc" in out and "CallbackKey: le****76" in out
     assert "/callbacks/record?token=ur****89" in out
+    for field, slug in (
+        ("AudioAuditNotifyUrl", "audio-moderation"),
+        ("RecordExceptionNotifyUrl", "record-exception"),
+    ):
+        assert f"      {field}: https://cb.example.com/callbacks/{slug}?token=ur****89" in out
+    assert "      RecordExceptionLevels: error, alarm, info" in out  # as CSS reports them
+    assert "(RecordStatusNotifyUrl: not reported by CSS; `register` sets it" in out
     assert f"{DOMAIN}/live -> template 1000 'receiver'" in out
     assert "other.example.com/live -> template 1001 'legacy'" in out
     for secret in (KEY, "legacyKey9876", URL_TOKEN):
@@ -163,6 +209,11 @@ async def test_templates_lists_everything_with_keys_masked(
     assert code == 0
     listing = json.loads(out)
     assert [t["CallbackKey"] for t in listing["templates"]] == ["cu****bc", "le****76"]
+    ours = listing["templates"][0]
+    assert ours["AudioAuditNotifyUrl"] == (
+        "https://cb.example.com/callbacks/audio-moderation?token=ur****89"
+    )
+    assert ours["RecordExceptionLevels"] == ["error", "alarm", "info"]
     assert {r["DomainName"] for r in listing["rules"]} == {DOMAIN, "other.example.com"}
 
 

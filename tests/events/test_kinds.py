@@ -33,7 +33,8 @@ def test_each_entry_is_unique_and_matches_its_model() -> None:
 def test_views_of_the_table() -> None:
     assert PATH_KINDS == {
         "stream-begin": 1, "stream-end": 0, "record": 100, "snapshot": 200, "porn": 317,
-        "push-exception": 321,
+        "push-exception": 321, "record-status": 332, "record-exception": 341,
+        "audio-moderation": 315,
     }  # fmt: skip
     assert set(URL_FIELD_BY_PATH_KIND) == set(PATH_KINDS)
     assert {314, 328} == UNSIGNED_EVENT_TYPES

@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from receiver.app import create_app
+from receiver.outbox.publisher import OutageNoiseFilter, quiet_outage_noise
 from testbed.service import free_port
 from tests.conftest import ClientFactory
 from tests.support.amqp import Tap
@@ -167,3 +168,31 @@ async def test_events_wait_in_the_outbox_across_a_restart(
     finally:
         await tap.close()
         await tap.delete()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_aiormq_outage_records_become_debug_other_records_stay(
+    caplog: pytest.LogCaptureFixture, debug: bool
+) -> None:
+    """What the outage filter does to aiormq's records, by the library's own logger."""
+    quiet_outage_noise()
+    quiet_outage_noise()  # idempotent: one filter, however many publishers
+    library = logging.getLogger("aiormq.connection")
+    assert sum(isinstance(f, OutageNoiseFilter) for f in library.filters) == 1
+    caplog.set_level(logging.DEBUG if debug else logging.INFO)
+
+    library.error("error when creating transport: %r", ConnectionRefusedError(111, "refused"))
+    library.warning("Cancelling cause reader exited abnormally", exc_info=ConnectionResetError())
+    library.warning("Connection %r was blocked by: %r", "conn", "low on disk")
+    library.error("Unexpected frame %r", "frame")
+
+    shown = [(r.levelname, r.getMessage()[:30]) for r in caplog.records]
+    quieted = [
+        ("DEBUG", "error when creating transport:"),
+        ("DEBUG", "Cancelling cause reader exited"),
+    ]
+    assert shown == [
+        *(quieted if debug else []),
+        ("WARNING", "Connection 'conn' was blocked "),
+        ("ERROR", "Unexpected frame 'frame'"),
+    ]

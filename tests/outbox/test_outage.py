@@ -8,6 +8,7 @@ for real (its AMQP port closes) while callbacks keep arriving, then started agai
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from receiver.app import create_app
+from receiver.outbox.broker import RELAY
 from testbed.broker import RabbitNode
 from tests.conftest import ClientFactory
 from tests.support.amqp import Tap
@@ -129,3 +131,44 @@ async def test_events_survive_a_broker_outage_in_order(
     finally:
         await tap.close()
         await tap.delete()
+
+
+@pytest.mark.timeout(120)
+async def test_an_outage_is_one_warning_and_one_info_not_an_error_per_attempt(
+    aiohttp_client: ClientFactory,
+    broker_settings: Any,
+    owned_broker: RabbitNode,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiormq logs an ERROR (with a traceback) for every failed reconnect attempt and for the
+    broker's close; the relay reports the outage itself, once, and its end, once."""
+    settings = broker_settings(amqp_url=SecretStr(owned_broker.url), publish_retry_max_seconds=0.3)
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="receiver.outbox.relay")  # to count the attempts
+    client = await aiohttp_client(create_app(settings))
+    relay = client.app[RELAY]
+    await eventually(lambda: relay.state == "connected", what="relay connected")
+    caplog.clear()
+
+    await asyncio.to_thread(owned_broker.stop)
+    await eventually(
+        lambda: len(_records(caplog, "still unavailable")) >= 3, what="three failed attempts"
+    )
+    await asyncio.to_thread(owned_broker.start)
+    await eventually(
+        lambda: bool(_records(caplog, "reachable again")), within=30, what="reconnected"
+    )
+
+    at_least_warning = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.levelname) for r in at_least_warning] == [
+        ("receiver.outbox.relay", "WARNING")
+    ], [r.getMessage() for r in at_least_warning]
+    assert "events wait in the outbox" in at_least_warning[0].getMessage()
+    assert len(_records(caplog, "reachable again")) == 1
+    lost = _records(caplog, "broker connection to")
+    assert [r.levelname for r in lost] == ["INFO"]  # the reason the quieted records gave
+    assert "guest:guest" not in caplog.text
+
+
+def _records(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if text in r.getMessage()]

@@ -5,9 +5,12 @@ real one would be: every request must carry a valid TC3-HMAC-SHA256 signature un
 knows (checked with its own implementation of the algorithm, written from the documentation, not
 with `receiver.tencent.tc3`), a timestamp within 5 minutes and the `Host` it really listens on.
 It keeps templates and rules in memory, enforces the documented limits (50 templates, name
-charset and length, at least one URL, one template per domain+AppName rule), answers with the
-documented envelopes and error codes, records every call, and can be told to fail the next N calls
-(throttling, internal errors, an HTML 502 from a proxy) or to hold requests until released.
+charset and length, at least one URL, one template per domain+AppName rule), takes exactly the
+parameters the official SDK's request models have (checked against them by the tests), checks
+their types (URLs are strings, `RecordExceptionLevels` an array of `error`/`warning`/`info`),
+answers with the documented envelopes and error codes, records every call, and can be told to fail
+the next N calls (throttling, internal errors, an HTML 502 from a proxy) or to hold requests until
+released.
 
 Where the documentation is silent, the choice is written next to the code (e.g. which code a
 duplicate rule gets).
@@ -49,6 +52,10 @@ URL_FIELDS = (
     "StreamMixNotifyUrl",
 )
 WRITABLE = {"TemplateName", "Description", "CallbackKey", "RecordExceptionLevels", *URL_FIELDS}
+EXCEPTION_LEVELS = ("error", "warning", "info")
+# `CallBackTemplateInfo` documents the levels as error/alarm while Create/Modify take
+# error/warning/info: the fake answers `alarm` for `warning`, the reading a client must survive.
+LEVEL_READ_AS = {"warning": "alarm"}
 # The CN page allows Chinese characters in names; the fake accepts them, like the real service.
 NAME = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fff]+")
 DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
@@ -358,9 +365,19 @@ class FakeTencent:
                 raise ApiError("InvalidParameter.ArgsNotMatch", f"{name} is too long.")
         for name in URL_FIELDS:
             value = params.get(name)
-            if value and not str(value).startswith(("http://", "https://")):
+            if value is not None and not isinstance(value, str):
+                raise ApiError("InvalidParameterValue", f"{name} must be a string.")
+            if value and not value.startswith(("http://", "https://")):
                 # Echoes the parameter, as real error messages sometimes do: callers must scrub.
                 raise ApiError("InvalidParameter.UrlNotSafe", f"Callback URL {value} is unsafe.")
+        levels = params.get("RecordExceptionLevels")
+        if levels is not None and (
+            not isinstance(levels, list) or not all(level in EXCEPTION_LEVELS for level in levels)
+        ):
+            raise ApiError(
+                "InvalidParameterValue",
+                "RecordExceptionLevels must be an array of error, warning and info.",
+            )
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -383,6 +400,8 @@ def _info(template: dict[str, Any]) -> dict[str, Any]:
             continue  # not part of CallBackTemplateInfo (SDK 3.1.195): cannot be read back
         nullable = name in ("PushExceptionNotifyUrl", "AudioAuditNotifyUrl")
         info[name] = template.get(name) or (None if nullable else "")
+    levels = template.get("RecordExceptionLevels") or []
+    info["RecordExceptionLevels"] = [LEVEL_READ_AS.get(level, level) for level in levels]
     return info
 
 

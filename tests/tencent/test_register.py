@@ -10,10 +10,11 @@ import pytest
 from pydantic import SecretStr
 
 from receiver.events.kinds import PATH_KINDS, URL_FIELD_BY_PATH_KIND
-from receiver.tencent.actions import LiveCallbackApi
-from receiver.tencent.errors import RegistrationError, TencentApiError
+from receiver.tencent.actions import LiveCallbackApi, levels_text
+from receiver.tencent.errors import InvalidRegistration, RegistrationError, TencentApiError
 from receiver.tencent.masking import mask, mask_url, redact
 from receiver.tencent.register import (
+    TEMPLATE_PATHS,
     RegistrationRequest,
     UnregisterPlan,
     apply_unregister,
@@ -32,6 +33,28 @@ REQUEST = RegistrationRequest(
     callback_key=SecretStr(KEY),
 )
 CREATED = ["CreateLiveCallbackTemplate", "CreateLiveCallbackRule", "CreateLiveCallbackRule"]
+# Every callback URL field of Create/ModifyLiveCallbackTemplate (reference §4.6, the SDK's
+# request models) but the deprecated StreamMixNotifyUrl, and the kind CSS delivers to it.
+TEMPLATE_URL_FIELDS = {
+    "StreamBeginNotifyUrl": 1,
+    "StreamEndNotifyUrl": 0,
+    "RecordNotifyUrl": 100,
+    "RecordStatusNotifyUrl": 332,
+    "SnapshotNotifyUrl": 200,
+    "PornCensorshipNotifyUrl": 317,
+    "PushExceptionNotifyUrl": 321,
+    "AudioAuditNotifyUrl": 315,
+    "RecordExceptionNotifyUrl": 341,
+}
+# What a registration of the previous version left: six URLs, no levels.
+OLD_URLS = {
+    "StreamBeginNotifyUrl": "https://cb.example.com/callbacks/stream-begin",
+    "StreamEndNotifyUrl": "https://cb.example.com/callbacks/stream-end",
+    "RecordNotifyUrl": "https://cb.example.com/callbacks/record",
+    "SnapshotNotifyUrl": "https://cb.example.com/callbacks/snapshot",
+    "PornCensorshipNotifyUrl": "https://cb.example.com/callbacks/porn",
+    "PushExceptionNotifyUrl": "https://cb.example.com/callbacks/push-exception",
+}
 
 
 @pytest.fixture
@@ -90,6 +113,70 @@ async def test_a_second_run_changes_nothing(
     ]
 
 
+async def test_every_callback_url_and_the_exception_levels_are_set(
+    api: LiveCallbackApi, fake_tencent: FakeTencent
+) -> None:
+    """A template that leaves a URL field empty never delivers that kind: all nine are set."""
+    outcome = await register(api, REQUEST)
+
+    template = fake_tencent.template_named("receiver")
+    assert set(TEMPLATE_URL_FIELDS) <= set(template)
+    assert {field: template[field] for field in TEMPLATE_URL_FIELDS} == {
+        field: f"https://cb.example.com/callbacks/{kind}"
+        for kind, field in URL_FIELD_BY_PATH_KIND.items()
+    }
+    assert template["AudioAuditNotifyUrl"] == "https://cb.example.com/callbacks/audio-moderation"
+    assert template["RecordExceptionLevels"] == ["error", "warning", "info"]
+    lines = outcome.plan.describe()
+    for field in TEMPLATE_URL_FIELDS:
+        assert any(line.startswith(f"  + {field}: https://cb.example.com/") for line in lines)
+    assert "  + RecordExceptionLevels: error, warning, info" in lines
+
+
+async def test_a_template_of_the_previous_version_gains_the_missing_fields(
+    api: LiveCallbackApi, fake_tencent: FakeTencent
+) -> None:
+    template_id = fake_tencent.add_template(
+        TemplateName="receiver", Description="managed-by-receiver", CallbackKey=KEY, **OLD_URLS
+    )
+
+    outcome = await register(api, REQUEST)
+
+    assert outcome.plan.template_action == "modify"
+    assert fake_tencent.mutations() == ["ModifyLiveCallbackTemplate", *CREATED[1:]]
+    assert [change.field for change in outcome.plan.field_changes] == [
+        "RecordExceptionNotifyUrl",
+        "AudioAuditNotifyUrl",
+        "RecordExceptionLevels",
+    ]
+    assert outcome.plan.resent == ("RecordStatusNotifyUrl",)
+    template = fake_tencent.templates[template_id]
+    assert template["AudioAuditNotifyUrl"] == "https://cb.example.com/callbacks/audio-moderation"
+    assert template["RecordStatusNotifyUrl"] == "https://cb.example.com/callbacks/record-status"
+    lines = outcome.plan.describe()
+    # CSS does not report RecordStatusNotifyUrl: shown as unknown, sent with the modify.
+    assert (
+        "  = RecordStatusNotifyUrl: https://cb.example.com/callbacks/record-status"
+        " (not reported by CSS: sent again)"
+    ) in lines
+    assert (
+        "  ~ AudioAuditNotifyUrl: (none) -> https://cb.example.com/callbacks/audio-moderation"
+        in lines
+    )
+    assert "  ~ RecordExceptionLevels: (none) -> error, warning, info" in lines
+    fake_tencent.calls.clear()
+    # Levels come back as error/alarm/info, RecordStatusNotifyUrl not at all: still unchanged.
+    assert not (await register(api, REQUEST)).plan.changes
+    assert fake_tencent.mutations() == []
+
+
+def test_levels_compare_with_alarm_read_as_warning() -> None:
+    assert levels_text(["info", "alarm", "error"]) == "error, warning, info"
+    assert levels_text(["warning", "alarm"]) == "warning"
+    assert levels_text(["error", "custom"]) == "error, custom"
+    assert levels_text([]) == ""
+
+
 async def test_a_changed_public_url_modifies_the_template(
     api: LiveCallbackApi, fake_tencent: FakeTencent
 ) -> None:
@@ -99,11 +186,14 @@ async def test_a_changed_public_url_modifies_the_template(
     outcome = await register(api, replace(REQUEST, public_url="https://new.example.com/recv/"))
 
     assert fake_tencent.mutations() == ["ModifyLiveCallbackTemplate"]
-    assert {change.field for change in outcome.plan.field_changes} == set(
-        URL_FIELD_BY_PATH_KIND.values()
-    )
+    assert {change.field for change in outcome.plan.field_changes} == set(TEMPLATE_PATHS) - {
+        "RecordStatusNotifyUrl"  # not reported by CSS: sent again, not compared
+    }
     template = fake_tencent.template_named("receiver")
     assert template["RecordNotifyUrl"] == "https://new.example.com/recv/callbacks/record"
+    assert template["RecordStatusNotifyUrl"] == (
+        "https://new.example.com/recv/callbacks/record-status"
+    )
     assert (
         "  ~ RecordNotifyUrl: https://cb.example.com/callbacks/record -> "
         "https://new.example.com/recv/callbacks/record"
@@ -131,13 +221,13 @@ async def test_fields_the_receiver_does_not_manage_are_left_alone(
     fake_tencent.add_template(
         TemplateName="receiver",
         StreamBeginNotifyUrl="https://old.example.com/b",
-        AudioAuditNotifyUrl="https://audit.example.com/hook",
+        StreamMixNotifyUrl="https://mix.example.com/hook",  # deprecated, not ours
         CallbackKey=KEY,
     )
     outcome = await register(api, REQUEST)
     assert outcome.plan.template_action == "modify"
     template = fake_tencent.template_named("receiver")
-    assert template["AudioAuditNotifyUrl"] == "https://audit.example.com/hook"
+    assert template["StreamMixNotifyUrl"] == "https://mix.example.com/hook"
     assert template["StreamBeginNotifyUrl"] == "https://cb.example.com/callbacks/stream-begin"
 
 
@@ -288,13 +378,27 @@ async def test_two_templates_with_our_name_are_refused(
     assert fake_tencent.mutations() == []
 
 
+async def test_chinese_names_and_descriptions_are_accepted(
+    api: LiveCallbackApi, fake_tencent: FakeTencent
+) -> None:
+    """The Chinese API page and the SDK allow Chinese characters in both (reference §4.6)."""
+    request = replace(REQUEST, template_name="直播回调_receiver", description="由receiver管理")
+    outcome = await register(api, request)
+
+    assert outcome.plan.template_action == "create"
+    assert fake_tencent.template_named("直播回调_receiver")["Description"] == "由receiver管理"
+    assert "template '直播回调_receiver': create" in outcome.plan.describe()
+    assert not (await register(api, request)).plan.changes
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"template_name": "has space"}, "only contain ASCII letters"),
-        ({"template_name": "模板"}, "only contain ASCII letters"),
+        ({"template_name": "has space"}, "only contain letters, digits, '_', '-' and Chinese"),
+        ({"template_name": "模板。"}, "only contain letters"),  # Chinese punctuation is not
         ({"template_name": "x" * 256}, "longer than 255 bytes"),
-        ({"description": "a.b"}, "only contain ASCII letters"),
+        ({"template_name": "直" * 86}, r"is 258 bytes \(UTF-8\), longer than 255"),
+        ({"description": "a.b"}, "only contain letters"),
         ({"callback_key": SecretStr("with-dash")}, "1-32 letters and digits"),
         ({"callback_key": SecretStr("k" * 33)}, "1-32 letters and digits"),
         ({"public_url": "ftp://cb.example.com"}, "http:// or https://"),
@@ -306,7 +410,7 @@ async def test_two_templates_with_our_name_are_refused(
 async def test_bad_values_are_refused_before_any_call(
     api: LiveCallbackApi, fake_tencent: FakeTencent, change: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(RegistrationError, match=message):
+    with pytest.raises(InvalidRegistration, match=message):
         await register(api, replace(REQUEST, **change))  # type: ignore[arg-type]
     assert fake_tencent.calls == []
 
