@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from types import TracebackType
 from typing import Final, Literal
 
 LogFormat = Literal["text", "json"]
@@ -84,9 +85,25 @@ def configure(level: str, log_format: LogFormat = "text") -> None:
     """Log to stderr at `level` in `log_format`, every message escaped.
 
     Like `logging.basicConfig`, a no-op when the root logger already has handlers (an embedding
-    program's, or pytest's), whose configuration wins.
+    program's, or pytest's), whose configuration wins. Python's warnings go through logging too,
+    and in the JSON format so does a crash's traceback: every line on stderr is then one record.
     """
+    if logging.getLogger().handlers:
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(EscapeFilter())
     logging.basicConfig(level=level, handlers=[handler])
+    logging.captureWarnings(True)
+    if log_format == "json":
+        sys.excepthook = _log_crash
+
+
+def _log_crash(
+    kind: type[BaseException], exc: BaseException, traceback: TracebackType | None
+) -> None:
+    """An uncaught exception as one CRITICAL record (Ctrl-C keeps Python's own short exit)."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, traceback)
+        return
+    logging.getLogger("receiver").critical("uncaught exception", exc_info=(kind, exc, traceback))

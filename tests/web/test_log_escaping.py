@@ -127,3 +127,20 @@ def test_the_writer_process_logs_in_the_format_it_is_given(tmp_path: Path) -> No
     assert result.returncode == 1
     (record,) = [json.loads(line) for line in result.stderr.splitlines()]
     assert record["level"] == "ERROR" and "cannot open" in record["message"]
+
+
+def test_in_json_a_crash_and_a_warning_are_records_too() -> None:
+    program = (
+        "import warnings\n"
+        "from receiver import logs\n"
+        "logs.configure('INFO', 'json')\n"
+        "warnings.warn('careful\\nnow')\n"
+        "raise RuntimeError('boom\\nsecond line')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    warning, crash = [json.loads(line) for line in result.stderr.splitlines()]
+    assert warning["logger"] == "py.warnings" and "careful\\x0anow" in warning["message"]
+    assert crash["level"] == "CRITICAL" and "RuntimeError: boom" in crash["exc_info"]
