@@ -128,3 +128,13 @@ class ApiConflict(ApiError):
 
 class ApiUnavailable(ApiError):
     status = 503
+
+
+class StartupError(ReceiverError):
+    """The service cannot start: the address is taken, the database is locked or damaged, ...
+
+    Never an HTTP answer (no request has arrived yet): `receiver serve` logs `message`, one
+    line saying what to change, and exits 2 instead of a traceback. Start-up refusals subclass it.
+    """
+
+    status = 503

@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
+from receiver.logs import LogFormat
+
 # CSS signs with `t` = send time + 600 s; it retries for about 12 minutes, so a retry can carry a
 # `t` that has already passed. This grace keeps late retries acceptable (duplicates are absorbed).
 DEFAULT_GRACE_SECONDS = 300
@@ -164,6 +166,17 @@ class Settings(BaseSettings):
     # backoff from this base (full jitter).
     tencent_retry_attempts: int = Field(default=4, ge=1, le=20)
     tencent_retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
+
+    # Connections (receiver.web.connections). Idle ones are closed after the keep-alive timeout
+    # (longer than a proxy's upstream keep-alive, 60 s in nginx, so a proxy never sends on a
+    # connection being closed), a request head must arrive within the header timeout, and the
+    # cap stays below the open files limit, leaving room for the database and the writer.
+    keepalive_timeout_seconds: float = Field(default=75.0, gt=0, le=3600)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    max_connections: int = Field(default=4096, ge=1, le=1_000_000)
+    log_format: LogFormat = Field(
+        default="text", description="text: plain lines; json: one JSON object per line."
+    )
 
     @field_validator("callback_keys", "tencent_domains", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ log lines and would block the service.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -34,7 +35,9 @@ class ServiceProcess:
     and start it again where CSS will retry.
     """
 
-    def __init__(self, database: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, database: Path, env: dict[str, str] | None = None, *, open_files: int | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database = database
@@ -45,6 +48,8 @@ class ServiceProcess:
             "RECEIVER_DATABASE": str(database),
             **(env or {}),
         }
+        # RLIMIT_NOFILE (soft and hard) of the service, to exhaust descriptors in a test.
+        self.open_files = open_files
         self.proc: subprocess.Popen[bytes] | None = None
         self._out: IO[bytes] | None = None
         self._err: IO[bytes] | None = None
@@ -65,6 +70,7 @@ class ServiceProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._out,
             stderr=self._err,
+            preexec_fn=None if self.open_files is None else self._limit_open_files,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -79,6 +85,10 @@ class ServiceProcess:
             except OSError:
                 time.sleep(0.05)  # polling the port; the deadline bounds the wait
         raise TimeoutError("receiver did not become healthy")
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> tuple[int, str, str]:
         """Send `sig`, wait for exit; returns (exit code, stdout, stderr)."""

@@ -16,6 +16,7 @@ from receiver.callbacks.body import parse_body, read_event_type
 from receiver.callbacks.signature import SignatureVerifier, verify_token
 from receiver.errors import AuthenticationFailed, Refusal, StorageUnavailable
 from receiver.events.kinds import UNSIGNED_EVENT_TYPES, kind_of
+from receiver.logs import printable
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 from receiver.storage.writer import EventWriter, Stored
@@ -62,7 +63,9 @@ class Ingestor:
             raise
         if stored.schema_error is not None:
             self._metrics.schema_mismatches.labels(kind).inc()
-            log.warning("stored %s event not fitting its model: %s", kind, stored.schema_error)
+            log.warning(
+                "stored %s event not fitting its model: %s", kind, printable(stored.schema_error)
+            )
         if stored.new:
             self._metrics.callback(kind, "stored")
         else:
@@ -76,10 +79,10 @@ class Ingestor:
         self._metrics.callback("unknown", "refused")
         log.warning(
             "refused callback from %s on %s: %s (%s)",
-            peer or "?",
+            printable(peer or "?"),
             f"/callbacks/{path_kind}" if path_kind else "/callbacks",
             refusal.error,
-            refusal.message,
+            printable(refusal.message),
         )
 
     def _authenticate(self, raw: bytes, token: str | None) -> int:

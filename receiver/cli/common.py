@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from receiver import logs
 from receiver.cli.secretfiles import CALLBACK_KEY_FILE, load_or_create
+from receiver.logs import LogFormat
 from receiver.settings import Settings
 from receiver.tencent.credentials import TencentCredentials
 from receiver.web.responses import describe
@@ -60,12 +62,9 @@ def _env_name(prefix: str, loc: tuple[int | str, ...]) -> str | None:
     return prefix + "_".join(map(str, loc)).upper() if loc else None
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, log_format: LogFormat = "text") -> None:
+    """Log to stderr as configured (RECEIVER_LOG_LEVEL, RECEIVER_LOG_FORMAT), messages escaped."""
+    logs.configure(level, log_format)
 
 
 def with_callback_key(settings: Settings, *, on_created: Callable[[Path, str], None]) -> Settings:

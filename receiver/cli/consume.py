@@ -52,7 +52,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.amqp_url is None:
         print("RECEIVER_AMQP_URL is not set: which broker should I read from?", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from receiver.cli.common import load_settings
 from receiver.cli.readonly import CommandError, open_readonly
-from receiver.cli.table import write_table
+from receiver.cli.table import json_line, write_table
 from receiver.errors import ApiError
 from receiver.history.params import Params, validate_query
 from receiver.history.sql import Page
@@ -82,7 +82,7 @@ async def _print(
             page = await listing.fetch(conn, query, after)
             if args.json:
                 for item in page.items:
-                    out.write(item.model_dump_json() + "\n")
+                    out.write(json_line(item.model_dump_json()) + "\n")
             else:
                 write_table(out, listing.header, (listing.row(item) for item in page.items))
             printed += len(page.items)

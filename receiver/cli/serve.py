@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 from pydantic import SecretStr
+from yarl import URL
 
 from receiver.app import create_app
 from receiver.cli.common import (
@@ -20,10 +21,12 @@ from receiver.cli.common import (
     with_callback_key,
 )
 from receiver.cli.secretfiles import API_TOKEN_FILE, load_or_create
-from receiver.keys import SETTINGS
+from receiver.errors import ReceiverError, StartupError
+from receiver.keys import METRICS, SETTINGS
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.wiring import client_retry
+from receiver.web.connections import ConnectionGuard, connection_cap, raise_open_files_limit
 from receiver.web.inflight import IN_FLIGHT
 
 log = logging.getLogger("receiver")
@@ -39,12 +42,33 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, host=args.host, port=args.port)
-    configure_logging(settings.log_level)
-    app = build_app(settings)
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve(app, app[SETTINGS]))
+    configure_logging(settings.log_level, settings.log_format)
+    open_files = raise_open_files_limit()  # before the writer process starts: it inherits it
+    try:
+        app = build_app(settings)
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve(app, app[SETTINGS], open_files=open_files))
+    except Exception as exc:
+        message = startup_refusal(exc)
+        if message is None:
+            raise
+        log.error("%s", message)
+        return 2
     log.info("stopped")
     return 0
+
+
+def startup_refusal(exc: Exception) -> str | None:
+    """The one line to show for a failure to start (None: a bug, whose traceback is wanted).
+
+    `StartupError` and its subclasses; also a class named `StartupRefused` whatever its base,
+    so a refusal raised by a stage is never shown as a traceback.
+    """
+    if isinstance(exc, StartupError):
+        return exc.message
+    if any(cls.__name__ == "StartupRefused" for cls in type(exc).__mro__):
+        return exc.message if isinstance(exc, ReceiverError) else str(exc)
+    return None
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -68,27 +92,39 @@ def _announce_key(path: Path, key: str) -> None:
     )
 
 
-async def serve(app: web.Application, settings: Settings) -> None:
+async def serve(app: web.Application, settings: Settings, *, open_files: int) -> None:
     """Serve until SIGTERM/SIGINT, then: stop listening (new connections are refused), let the
     requests already begun finish, bodies still arriving included, and only then close the
     connections and run the cleanup (the writer commits the rest). `web.run_app` closes the
     connections first and drops what arrives on them: see `receiver.web.inflight`.
+
+    The address is bound first, so a taken port is a `StartupError` naming the settings to
+    change before the database is touched. Connections go through a `ConnectionGuard` (cap,
+    header deadline, shedding), which aiohttp's sites cannot take, hence the socket made here.
     """
+    guard = ConnectionGuard(
+        app[METRICS].registry,
+        cap=connection_cap(settings.max_connections, open_files),
+        header_timeout=settings.header_timeout_seconds,
+    )
+    listener = await _bind(guard, settings)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None,
         shutdown_timeout=settings.shutdown_timeout_seconds,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
     )  # fmt: skip
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        log.info("Running on %s", site.name)
+        await runner.setup()
+        assert runner.server is not None
+        guard.attach(runner.server)
+        await listener.start_serving()
+        log.info("Running on %s (at most %d connections)", _url(listener), guard.cap)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        await site.stop()
+        listener.close()
         in_flight = app[IN_FLIGHT]
         log.info("stopping: %d requests in flight", in_flight.count)
         try:
@@ -97,7 +133,30 @@ async def serve(app: web.Application, settings: Settings) -> None:
         except TimeoutError:
             log.warning("%d requests still in flight after the shutdown timeout", in_flight.count)
     finally:
+        listener.close()
+        guard.close()
         await runner.cleanup()
+
+
+async def _bind(guard: ConnectionGuard, settings: Settings) -> asyncio.Server:
+    """The listening socket, bound but not yet accepting (that waits for the app's start-up)."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.create_server(
+            guard.protocol, settings.host, settings.port, start_serving=False
+        )
+    except OSError as exc:
+        raise StartupError(
+            "address_unavailable",
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+            "choose another port with RECEIVER_PORT (--port) or address with RECEIVER_HOST "
+            "(--host)",
+        ) from None
+
+
+def _url(listener: asyncio.Server) -> str:
+    host, port = listener.sockets[0].getsockname()[:2]
+    return str(URL.build(scheme="http", host=host, port=port))
 
 
 def with_api_token(settings: Settings) -> Settings:

@@ -118,7 +118,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def run_register(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     credentials = load_credentials()  # before any side effect, such as generating a key
     settings = with_callback_key(settings, on_created=_announce_key)
     try:
@@ -148,7 +148,7 @@ def run_register(args: argparse.Namespace) -> int:
 
 def run_templates(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     async def work(api: LiveCallbackApi, settings: Settings) -> int:
         templates = await api.describe_templates()
@@ -169,7 +169,7 @@ def run_templates(args: argparse.Namespace) -> int:
 
 def run_unregister(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     async def work(api: LiveCallbackApi, settings: Settings) -> int:
         plan = plan_unregister(

@@ -29,6 +29,7 @@ from receiver.history.params import (
 )
 from receiver.keys import SETTINGS
 from receiver.storage.context import get_reader
+from receiver.storage.selection import Text
 from receiver.web.openapi import Method, Operation, Response, document
 from receiver.web.responses import ApiErrorBody
 
@@ -38,7 +39,7 @@ class EventPath(Params):
 
 
 class StreamPath(Params):
-    stream_id: Annotated[str, Field(min_length=1, max_length=256, description="Stream name.")]
+    stream_id: Annotated[Text, Field(description="Stream name.")]
 
 
 async def list_events(request: web.Request) -> web.Response:

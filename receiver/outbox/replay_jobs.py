@@ -19,6 +19,7 @@ from typing import Final, Literal
 
 import aiosqlite
 
+from receiver.logs import printable
 from receiver.outbox.metrics import PublishMetrics
 from receiver.outbox.publisher import BrokerUnavailable, Publisher, describe
 from receiver.outbox.replay import ReplayFilter, ReplayProgress, count_matching, replay
@@ -108,7 +109,12 @@ class ReplayJobs:
         job.task = asyncio.create_task(self._run(job, publisher), name=f"replay-{job.id}")
         self._jobs[job.id] = job
         self._forget_old()
-        log.info("replay %s started: %d events match %s", job.id, matched, selection.describe())
+        log.info(
+            "replay %s started: %d events match %s",
+            job.id,
+            matched,
+            printable(selection.describe()),
+        )
         return job
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError
 
 from receiver.errors import ApiBadRequest, ApiConflict, ApiNotFound, ApiUnavailable
 from receiver.keys import METRICS
+from receiver.logs import printable
 from receiver.outbox.broker import REPLAY_JOBS
 from receiver.outbox.publisher import BrokerUnavailable
 from receiver.outbox.replay import ReplayFilter
@@ -91,7 +92,11 @@ def _parse_filter(request: web.Request, raw: bytes) -> ReplayFilter:
     except (orjson.JSONDecodeError, ValueError) as exc:
         message = _explain(exc)
         request.app[METRICS].api_refusals.labels("replay_invalid").inc()
-        log.warning("refused replay request from %s: %s", request.remote, message)
+        log.warning(
+            "refused replay request from %s: %s",
+            printable(request.remote or "?"),
+            printable(message),
+        )
         raise ApiBadRequest("replay_invalid", message) from None
 
 

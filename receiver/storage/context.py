@@ -46,6 +46,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.database,
         max_batch=settings.writer_max_batch,
         log_level=settings.log_level,
+        log_format=settings.log_format,
         on_commit=metrics.observe_commit,
     )
     try:

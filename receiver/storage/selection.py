@@ -28,8 +28,12 @@ KindName = Annotated[
     AfterValidator(_check_kind),
     WithJsonSchema({"type": "string", "enum": list(ALL_KINDS)}),
 ]
-# Names as CSS allows them (a domain is at most 253 characters); also keeps URLs short.
-Text = Annotated[str, Field(min_length=1, max_length=256)]
+# A name (stream, domain, AppName) as the intake stores it. The intake never refuses a callback
+# for a long name (nothing CSS sends is dropped), so a filter accepts any length: a limit here
+# would leave stored events that no filter can find. Only the transport bounds a name: over
+# HTTP the request line (aiohttp's 8190 bytes, percent-encoding included), a body the body limit.
+# Every name filter and the sessions route's path use this one type.
+Text = Annotated[str, Field(min_length=1)]
 
 
 class EventFilter(BaseModel):

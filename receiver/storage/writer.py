@@ -106,11 +106,13 @@ class EventWriter:
         *,
         max_batch: int = 1000,
         log_level: str = "INFO",
+        log_format: str = "text",
         on_commit: CommitObserver | None = None,
     ) -> None:
         self._database = database
         self._max_batch = max_batch
         self._log_level = log_level
+        self._log_format = log_format
         self._on_commit = on_commit
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._next_id = 0
@@ -294,6 +296,7 @@ class EventWriter:
                 "--database", str(self._database),
                 "--in-fd", str(to_child_r), "--out-fd", str(from_child_w),
                 "--max-batch", str(self._max_batch), "--log-level", self._log_level,
+                "--log-format", self._log_format,
                 pass_fds=(to_child_r, from_child_w),
                 stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip

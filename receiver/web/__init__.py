@@ -1,3 +1,4 @@
 """The HTTP edge shared by every route: error and API-token middleware, OpenAPI, operations views
-(health, readiness, metrics), in-flight tracking, the pending-body budget and the HTTP log filter.
+(health, readiness, metrics), in-flight tracking, the pending-body budget, the HTTP log filter and
+the connection guard of `receiver serve`.
 """

@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 
 from receiver.errors import ApiUnauthorized
 from receiver.keys import METRICS, SETTINGS
+from receiver.logs import printable
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ async def api_auth_middleware(request: web.Request, handler: Handler) -> web.Str
             request.app[METRICS].api_refusals.labels(refusal.error).inc()
             log.warning(
                 "refused API request from %s to %s: %s",
-                request.remote or "?",
-                request.path,
+                printable(request.remote or "?"),
+                printable(request.path),
                 refusal.error,
             )
             raise

@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import Counter
 
 from receiver.keys import METRICS
+from receiver.logs import printable
 
 SERVER_LOGGER: Final = "aiohttp.server"
 _COUNTED: Final = "_receiver_malformed_counted"
@@ -40,7 +41,7 @@ class MalformedRequestFilter(logging.Filter):
         peer = record.args[0] if isinstance(record.args, tuple) and record.args else None
         reason = (exc.message or type(exc).__name__).splitlines()[0]
         record.msg = "malformed HTTP request from %s refused with %s: %s"
-        record.args = (peer or "?", exc.code, reason)
+        record.args = (printable(peer or "?"), exc.code, printable(reason))
         record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         record.exc_info = record.exc_text = None
         return True

@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler
 
 from receiver.errors import PayloadTooLarge, ReceiverError
 from receiver.keys import METRICS, SETTINGS
+from receiver.logs import printable
 from receiver.web.auth import is_api_path
 from receiver.web.inflight import IN_FLIGHT
 
@@ -70,7 +71,12 @@ def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
         if exc.status < 400:
             raise exc
         return _http_error(request, exc)
-    log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+    log.error(
+        "unexpected error on %s %s",
+        printable(request.method),
+        printable(request.path),
+        exc_info=exc,
+    )
     return web.json_response(
         _error_body(request, 500, "internal_error", "unexpected server error"), status=500
     )

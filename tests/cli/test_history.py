@@ -123,3 +123,18 @@ async def test_the_cli_connection_cannot_write(history_db: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         await conn.execute("DELETE FROM events")
     await conn.close()
+
+
+async def test_a_name_longer_than_any_url_is_found_by_the_cli(
+    client: Any, database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The filters take any length the intake stores; only a URL's length bounds the HTTP API."""
+    name = "n" * 100_000
+    await _store(client, push_begin(name, "A", T0))
+    for command in ("events", "streams"):
+        code, out, err = await _cli(
+            capsys, command, "--database", str(database), "--stream", name, "--json"
+        )
+        assert code == 0, err
+        (line,) = out.splitlines()
+        assert json.loads(line)["stream_id"] == name

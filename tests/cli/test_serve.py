@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from receiver.cli.serve import startup_refusal
+from receiver.errors import ReceiverError, StartupError
 from receiver.settings import Settings
 from testbed.service import ServiceProcess
 from tests.support.helpers import KEY, OLD_KEY, count, md5_sign, payload, rows, signed
@@ -129,3 +134,31 @@ def _post(url: str, body: dict[str, object]) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def test_a_busy_port_is_one_line_naming_the_setting_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = ServiceProcess(tmp_path / "r.db", {"RECEIVER_PORT": str(port)})
+        result = subprocess.run(
+            [sys.executable, "-m", "receiver", "serve"],
+            env=service.env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "RECEIVER_PORT" in line]
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert "--port" in line and "RECEIVER_HOST" in line
+    assert not (tmp_path / "r.db").exists()  # the port was tried before the database
+
+
+class StartupRefused(ReceiverError):
+    """Stands for a stage's start-up refusal that does not derive from StartupError."""
+
+
+def test_start_up_refusals_are_one_line_and_bugs_keep_their_traceback() -> None:
+    assert startup_refusal(StartupError("x", "the database is locked")) == "the database is locked"
+    assert startup_refusal(StartupRefused("locked", "database locked")) == "database locked"
+    assert startup_refusal(ValueError("a bug")) is None
