@@ -6,6 +6,7 @@
     ├── PayloadTooLarge           413: body longer than RECEIVER_MAX_BODY_BYTES
     ├── BodyTimeout               408: the client did not send its body in time
     ├── StorageUnavailable        503: the event could not be committed, so CSS must retry
+    │   └── CommitFailed          the same answer; keeps the database's error for readiness/logs
     ├── Overloaded                503: too many bodies are being received at once; retry
     └── ApiError                  a refused `/api` request, answered `{"error", "message"}`
         ├── ApiBadRequest         400: a query parameter, body or cursor is not acceptable
@@ -13,6 +14,8 @@
         ├── ApiNotFound           404: the event, stream or replay does not exist
         ├── ApiConflict           409: the request conflicts with running work (a replay)
         └── ApiUnavailable        503: the feature needs something that is off (the broker)
+    StartupError                  not a request: `receiver serve` cannot start (one line, exit 2)
+    └── StartupRefused            the data directory is locked by another instance, or damaged
 
 Each refusal carries `reason`, the label of `receiver_refusals_total`, so that the metric, the log
 line and the JSON answer always agree.
@@ -138,3 +141,21 @@ class StartupError(ReceiverError):
     """
 
     status = 503
+
+
+class CommitFailed(StorageUnavailable):
+    """The writer could not commit: answered like any `StorageUnavailable` (the database's own
+    error is not the caller's business), but `detail` keeps it for `/readyz` and the logs."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+class StartupRefused(StartupError):
+    """The service must not start on this data directory (another instance holds it, the
+    database is missing or damaged). `message` is one line for the operator; `receiver serve`
+    prints it and exits 2, no traceback: starting anyway would hide or lose stored events."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("startup_refused", message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -24,6 +24,8 @@ class Metrics:
     request_seconds: Histogram
     api_refusals: Counter
     malformed_requests: Counter
+    clock_suspect: Gauge
+    clock_offset: Gauge
     # Label children cached by key: `labels()` takes a lock and builds a tuple on every call.
     _children: dict[Any, Any] = field(default_factory=dict)
 
@@ -86,6 +88,18 @@ class Metrics:
                 "receiver_malformed_http_requests",
                 "Requests the HTTP parser refused (400) before any handler ran: broken clients, "
                 "scanners.",
+                registry=registry,
+            ),
+            clock_suspect=Gauge(
+                "receiver_clock_suspect",
+                "1 while a large share of the recent signed callbacks is refused as expired or "
+                "too far in the future: this server's clock is likely wrong (check NTP).",
+                registry=registry,
+            ),
+            clock_offset=Gauge(
+                "receiver_clock_offset_estimate_seconds",
+                "How far this server's clock seems ahead of CSS's (negative: behind), from the "
+                "`t` of recent signed callbacks; NaN before the first.",
                 registry=registry,
             ),
         )

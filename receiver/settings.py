@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(
         default="text", description="text: plain lines; json: one JSON object per line."
     )
+    # How long `receiver serve` may spend on `PRAGMA quick_check` at start (receiver.storage.
+    # preflight): bounded, so a huge database still starts; 0 skips the check.
+    startup_check_seconds: float = Field(default=10.0, ge=0, le=3600)
 
     @field_validator("callback_keys", "tencent_domains", mode="before")
     @classmethod

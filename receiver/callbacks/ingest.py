@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 
 from receiver.callbacks.body import parse_body, read_event_type
-from receiver.callbacks.signature import SignatureVerifier, verify_token
+from receiver.callbacks.clock import ClockWatch
+from receiver.callbacks.signature import SignatureVerifier, parse_t, verify_token
 from receiver.errors import AuthenticationFailed, Refusal, StorageUnavailable
 from receiver.events.kinds import UNSIGNED_EVENT_TYPES, kind_of
 from receiver.logs import printable
@@ -42,6 +43,8 @@ class Ingestor:
         self._writer = writer
         self._metrics = metrics
         self._clock = clock
+        # Whether the signed callbacks say this server's clock is wrong (a readiness check).
+        self.clock_watch = ClockWatch(metrics)
 
     @property
     def wants_token(self) -> bool:
@@ -100,5 +103,12 @@ class Ingestor:
                     "URL token; set RECEIVER_URL_TOKEN and add ?token=... to its callback URL",
                 )
         else:
-            self._signatures.verify(body, now=self._clock())
+            now = self._clock()
+            try:
+                self._signatures.verify(body, now=now)
+            except AuthenticationFailed as refusal:
+                if refusal.reason in ("expired", "future"):  # the signature matched: from CSS
+                    self.clock_watch.observe(parse_t(body["t"]), now, refusal.reason)
+                raise
+            self.clock_watch.observe(parse_t(body["t"]), now)
         return number

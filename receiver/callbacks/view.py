@@ -18,7 +18,7 @@ from receiver.callbacks.ingest import Ingestor
 from receiver.errors import BodyTimeout, Overloaded, PayloadTooLarge, Refusal
 from receiver.events import MODEL_BY_EVENT_TYPE, CssEvent
 from receiver.events.kinds import KIND_BY_EVENT_TYPE, PATH_KINDS
-from receiver.keys import CLOCK, METRICS, SETTINGS
+from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.storage.context import WRITER
 from receiver.web.budget import BODY_BUDGET
 from receiver.web.inflight import IN_FLIGHT
@@ -33,7 +33,8 @@ _KINDS: Final = ", ".join(f"{number} {kind}" for number, kind in KIND_BY_EVENT_T
 
 async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     """The ingest pipeline over the storage writer (so it starts after the storage context)."""
-    app[INGESTOR] = Ingestor(app[SETTINGS], app[WRITER], app[METRICS], app[CLOCK])
+    ingestor = app[INGESTOR] = Ingestor(app[SETTINGS], app[WRITER], app[METRICS], app[CLOCK])
+    app[HEALTH_CHECKS]["clock"] = ingestor.clock_watch.check
     yield
 
 

@@ -21,7 +21,7 @@ from receiver.cli.common import (
     with_callback_key,
 )
 from receiver.cli.secretfiles import API_TOKEN_FILE, load_or_create
-from receiver.errors import ReceiverError, StartupError
+from receiver.errors import StartupError
 from receiver.keys import METRICS, SETTINGS
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
@@ -59,16 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def startup_refusal(exc: Exception) -> str | None:
-    """The one line to show for a failure to start (None: a bug, whose traceback is wanted).
-
-    `StartupError` and its subclasses; also a class named `StartupRefused` whatever its base,
-    so a refusal raised by a stage is never shown as a traceback.
-    """
-    if isinstance(exc, StartupError):
-        return exc.message
-    if any(cls.__name__ == "StartupRefused" for cls in type(exc).__mro__):
-        return exc.message if isinstance(exc, ReceiverError) else str(exc)
-    return None
+    """The one line to show for a failure to start (None: a bug, whose traceback is wanted)."""
+    return exc.message if isinstance(exc, StartupError) else None
 
 
 def build_app(settings: Settings) -> web.Application:

@@ -1,18 +1,23 @@
-"""The storage cleanup context: database connections, migrations and the writer process."""
+"""The storage cleanup context: the database lock and checks, migrations, connections and the
+writer process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import aiosqlite
 from aiohttp import web
 
+from receiver.errors import CommitFailed
 from receiver.health import ComponentCheck
 from receiver.keys import HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.storage.connect import connect
+from receiver.storage.lock import DatabaseLock
 from receiver.storage.migrations import apply_migrations
+from receiver.storage.preflight import mark_used, preflight
 from receiver.storage.writer import EventWriter
 
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -32,22 +37,44 @@ def get_reader(request: web.Request) -> aiosqlite.Connection:
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Migrate the database, start the writer process; on shutdown let it commit the rest."""
+    """Lock and check the database, migrate it, start the writer process; on shutdown let the
+    writer commit the rest.
+
+    Raises `StartupRefused` (one line for the operator) when another service holds the
+    database, or it is missing, empty or damaged where one was in use.
+    """
     settings = app[SETTINGS]
-    metrics = app[METRICS]
-    # Migrations run here, before the writer process opens the database.
-    conn = await connect(settings.database)
+    lock = await asyncio.to_thread(DatabaseLock.acquire, settings.database)
     try:
-        await apply_migrations(conn)
+        await asyncio.to_thread(
+            preflight,
+            settings.database,
+            check_seconds=settings.startup_check_seconds,
+        )
+        # Migrations run here, before the writer process opens the database.
+        conn = await connect(settings.database)
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+        await asyncio.to_thread(mark_used, settings.database)
+        async with _writing(app):
+            yield
     finally:
-        await conn.close()
+        lock.release()  # after the writer stopped: never two writers on one database
+
+
+@contextlib.asynccontextmanager
+async def _writing(app: web.Application) -> AsyncIterator[None]:
+    """The reader connection and the writer process, for as long as the app serves."""
+    settings = app[SETTINGS]
     reader = await connect(settings.database)
     writer = EventWriter(
         settings.database,
         max_batch=settings.writer_max_batch,
         log_level=settings.log_level,
         log_format=settings.log_format,
-        on_commit=metrics.observe_commit,
+        on_commit=app[METRICS].observe_commit,
     )
     try:
         await writer.start()
@@ -63,11 +90,17 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def check_database(writer: EventWriter) -> ComponentCheck:
-    """Commit a heartbeat through the writer: the only honest proof that writes reach disk."""
+    """Commit a probe through the writer: the only honest proof that events reach disk.
+
+    The writer fails the probe also while recent event commits failed, so this is 503 whenever
+    callbacks are refused for storage, not only when the heartbeat itself cannot commit.
+    """
     started = time.perf_counter()
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
             await writer.probe()
+    except CommitFailed as exc:
+        return ComponentCheck("fail", {"writable": False, "error": exc.detail})
     except Exception as exc:
         return ComponentCheck(
             "fail", {"writable": False, "error": f"{type(exc).__name__}: {exc}".strip()}

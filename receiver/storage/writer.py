@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-from receiver.errors import StorageUnavailable
+from receiver.errors import CommitFailed, StorageUnavailable
 from receiver.storage.frames import (
     Committed,
     Event,
@@ -191,7 +191,11 @@ class EventWriter:
         return self._send(rid, encode(Event(rid, event_type, received_at, path_kind, payload)))
 
     async def probe(self) -> None:
-        """Commit a heartbeat through the same path as events: proves the database is writable."""
+        """Commit a heartbeat and a rolled-back event row through the same path as events.
+
+        Fails (`CommitFailed`, its `detail` says why) while event commits have been failing,
+        even if this commit went through: see `receiver.storage.commit_health`.
+        """
         rid = self._new_rid()
         await self._send(rid, encode(Probe(rid)))
 
@@ -254,7 +258,7 @@ class EventWriter:
                     self._settle(rid, None)
             elif isinstance(message, Failed):
                 self.stats.failures += 1
-                self._settle(message.rid, exc=StorageUnavailable())
+                self._settle(message.rid, exc=CommitFailed(message.message))
             elif self._ready is not None and not self._ready.done():  # Ready
                 self._ready.set_result(None)
         if new_events:

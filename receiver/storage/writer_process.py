@@ -31,6 +31,7 @@ from typing import Any, Final, cast
 from receiver import logs
 from receiver.events import parse_event
 from receiver.events.decode import loads
+from receiver.storage.commit_health import CommitHealth
 from receiver.storage.dedupe import dedupe_key
 from receiver.storage.frames import (
     Ack,
@@ -58,6 +59,8 @@ _MARK_PUBLISHED: Final = (
     "UPDATE events SET published_at = ?, last_error = ?, publish_attempts = publish_attempts + 1"
     " WHERE seq = ?"
 )
+# The body of the probe's row: a real kind, so the row takes the path most events take.
+_PROBE_EVENT: Final = parse_event({"event_type": 0}, 0)
 _STORED_ID: Final = "SELECT id FROM events WHERE event_type = ? AND dedupe_key = ?"
 _MARK_FAILED: Final = (
     "UPDATE events SET last_error = ?, publish_attempts = publish_attempts + 1"
@@ -86,20 +89,31 @@ def connect(path: Path) -> sqlite3.Connection:
 
 @dataclass(slots=True)
 class _Prepared:
-    """One request, ready to commit: an event row, an outbox update, or a heartbeat probe."""
+    """One request, ready to commit: an event row, an outbox update, or a readiness probe."""
 
     rid: int
     row: tuple[Any, ...] | None = None  # the INSERT_EVENT parameters; row[0] is the id
     schema_error: str | None = None
     outbox: OutboxMarks | None = None
 
+    @property
+    def probe(self) -> bool:
+        return self.row is None and self.outbox is None
+
 
 class BatchWriter:
-    """Commits groups of framed requests and produces the reply frames."""
+    """Commits groups of framed requests and produces the reply frames.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    It also keeps what readiness needs (`CommitHealth`): the outcome of every commit that stored
+    events, and the last event row a commit failed on, which the next probe tries again (and
+    rolls back), so a probe fails for as long as the path that failed still fails.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, health: CommitHealth | None = None) -> None:
         self._conn = conn
         self._ids = EventIds()
+        self._health = health if health is not None else CommitHealth()
+        self._failed_row: tuple[Any, ...] | None = None
 
     def handle(self, messages: Sequence[Request]) -> bytes:
         """Commit `messages` as one transaction (or one by one if that fails); return replies."""
@@ -113,25 +127,49 @@ class BatchWriter:
                 refused.append(encode(Failed(message.rid, f"{type(exc).__name__}: {exc}")))
         if not prepared:
             return b"".join(refused)
+        if len(prepared) == 1:
+            return b"".join([*refused, self._commit_alone(prepared[0])])
         started = time.perf_counter()
         try:
             duplicates = self._commit(prepared)
         except sqlite3.Error as exc:
-            if len(prepared) == 1:
-                log.error("could not store event: %s", exc)
-                return b"".join([*refused, encode(Failed(prepared[0].rid, str(exc)))])
             log.warning("commit of %d failed (%s); retrying one by one", len(prepared), exc)
-            return b"".join([*refused, *(self._retry_alone(item) for item in prepared)])
-        return b"".join([*refused, _committed(time.perf_counter() - started, prepared, duplicates)])
+            return b"".join([*refused, *(self._commit_alone(item) for item in prepared)])
+        return b"".join(
+            [*refused, *self._replies(time.perf_counter() - started, prepared, duplicates)]
+        )
 
-    def _retry_alone(self, item: _Prepared) -> bytes:
+    def _commit_alone(self, item: _Prepared) -> bytes:
         started = time.perf_counter()
         try:
             duplicates = self._commit([item])
         except sqlite3.Error as exc:
-            log.error("could not store event: %s", exc)
+            log.error("could not %s: %s", "store event" if item.row is not None else "commit", exc)
+            self._health.failed(str(exc))
+            if item.row is not None:
+                self._failed_row = item.row
             return encode(Failed(item.rid, str(exc)))
-        return _committed(time.perf_counter() - started, [item], duplicates)
+        return b"".join(self._replies(time.perf_counter() - started, [item], duplicates))
+
+    def _replies(
+        self, seconds: float, prepared: list[_Prepared], duplicates: dict[str, str]
+    ) -> list[bytes]:
+        """After a commit: the health it shows, and the reply frames of its requests.
+
+        A probe that committed still fails while event commits have been failing: that is
+        what readiness is for.
+        """
+        events = any(item.row is not None for item in prepared)
+        probes = [item.rid for item in prepared if item.probe]
+        if events:
+            self._failed_row = None
+        if events or probes:
+            self._health.succeeded()
+        problem = self._health.problem() if probes else None
+        replies = [_committed(seconds, prepared, duplicates, failed_probes=problem is not None)]
+        if problem is not None:
+            replies.extend(encode(Failed(rid, problem)) for rid in probes)
+        return replies
 
     def _prepare(self, message: Request) -> _Prepared:
         if isinstance(message, OutboxMarks):
@@ -168,14 +206,36 @@ class BatchWriter:
                 if item.outbox is not None:
                     conn.executemany(_MARK_PUBLISHED, item.outbox.published)
                     conn.executemany(_MARK_FAILED, item.outbox.failed)
-            if any(item.row is None and item.outbox is None for item in prepared):
+            if any(item.probe for item in prepared):
                 conn.execute(_HEARTBEAT, (str(time.time()),))
+                self._probe_events()
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
         return duplicates
+
+    def _probe_events(self) -> None:
+        """Insert an event row and roll it back: proves the events table and all its indexes
+        take a row, which a heartbeat elsewhere does not. The row is the last one a commit
+        failed on, while no event has committed since (so the probe walks the same pages that
+        failed), else a fresh one."""
+        row = self._failed_row or event_row(
+            event_id := self._ids.new(),
+            _PROBE_EVENT,
+            dedupe_key=f"readiness-probe:{event_id}",
+            payload="{}",
+            received_at=time.time(),
+            path_kind=None,
+        )
+        conn = self._conn
+        conn.execute("SAVEPOINT probe")
+        try:
+            conn.execute(INSERT_EVENT, row)
+        finally:
+            conn.execute("ROLLBACK TO probe")
+            conn.execute("RELEASE probe")
 
     def _duplicates(self, rows: list[tuple[Any, ...]]) -> dict[str, str]:
         """{new id: stored id} for the `rows` not inserted (inside the inserting transaction)."""
@@ -191,13 +251,21 @@ class BatchWriter:
         return duplicates
 
 
-def _committed(seconds: float, prepared: list[_Prepared], duplicates: dict[str, str]) -> bytes:
-    """The one reply frame of a commit: every request it carried, acknowledged."""
+def _committed(
+    seconds: float,
+    prepared: list[_Prepared],
+    duplicates: dict[str, str],
+    *,
+    failed_probes: bool = False,
+) -> bytes:
+    """The one reply frame of a commit: every request it carried, acknowledged (probes only if
+    they are not answered with `Failed`)."""
     acks: list[Ack] = []
     done: list[int] = []
     for item in prepared:
         if item.row is None:
-            done.append(item.rid)
+            if not (failed_probes and item.probe):
+                done.append(item.rid)
         else:
             stored = duplicates.get(item.row[0])
             acks.append(Ack(item.rid, stored or item.row[0], stored is None, item.schema_error))

@@ -38,6 +38,7 @@ class Readiness(BaseModel):
     status: Literal["ok", "degraded", "fail"]
     database: dict[str, object]
     broker: dict[str, object]
+    clock: dict[str, object] | None = None
 
 
 _READY: Final = "Each component's report; `status` is the worst of them."

@@ -152,6 +152,7 @@ async def test_unsigned_kinds_need_the_url_token(
     # A valid CSS signature does not make an unsigned kind acceptable without a token.
     await _refused(plain, json.dumps(signed(relay)), 401, "token_required")
     assert count(database) == 0
+    await plain.close()  # one service per database: the next one starts once this one stopped
 
     with_token = await aiohttp_client(create_app(make_settings(url_token=URL_TOKEN)))
     response = await with_token.post(f"/callbacks?token={URL_TOKEN}", json=relay)

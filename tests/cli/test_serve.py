@@ -17,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from receiver.cli.serve import startup_refusal
-from receiver.errors import ReceiverError, StartupError
+from receiver.errors import StartupError, StartupRefused
 from receiver.settings import Settings
 from testbed.service import ServiceProcess
 from tests.support.helpers import KEY, OLD_KEY, count, md5_sign, payload, rows, signed
@@ -154,11 +154,7 @@ def test_a_busy_port_is_one_line_naming_the_setting_and_exit_2(tmp_path: Path) -
     assert not (tmp_path / "r.db").exists()  # the port was tried before the database
 
 
-class StartupRefused(ReceiverError):
-    """Stands for a stage's start-up refusal that does not derive from StartupError."""
-
-
 def test_start_up_refusals_are_one_line_and_bugs_keep_their_traceback() -> None:
     assert startup_refusal(StartupError("x", "the database is locked")) == "the database is locked"
-    assert startup_refusal(StartupRefused("locked", "database locked")) == "database locked"
+    assert startup_refusal(StartupRefused("database locked")) == "database locked"
     assert startup_refusal(ValueError("a bug")) is None

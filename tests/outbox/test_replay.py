@@ -138,6 +138,7 @@ async def test_replay_is_off_without_a_broker(
     response = await no_broker.post("/api/events/replay", json={"all": True}, headers=AUTH)
     assert response.status == 503
     assert (await response.json())["error"] == "broker_disabled"
+    await no_broker.close()  # one service per database: the next one starts once this one stopped
 
     url = SecretStr(f"amqp://guest:guest@127.0.0.1:{free_port()}/")
     dead = await aiohttp_client(create_app(make_settings(api_token=TOKEN, amqp_url=url)))
