@@ -49,13 +49,22 @@ async def load(conn: aiosqlite.Connection, rows: Sequence[Row], batch: int = 50_
     return time.perf_counter() - started
 
 
+# The migrations that build the history tables and triggers; every other one is core schema.
+HISTORY_MIGRATIONS = frozenset({"history", "stream_state_by_open_sessions"})
+
+
 async def core_only_database(path: Path) -> aiosqlite.Connection:
-    """A database with every migration but the history one: the write path without it."""
+    """A database with every migration but the history ones: the write path without them.
+
+    The writer's statement also fills `events.push_duration_ms`, a column the history migration
+    adds (the triggers read it), so the core database gets that column, bare.
+    """
     conn = await connect(path)
     for migration in load_migrations():
-        if migration.name != "history":
+        if migration.name not in HISTORY_MIGRATIONS:
             for statement in _statements(migration.sql):
                 await conn.execute(statement)
+    await conn.execute("ALTER TABLE events ADD COLUMN push_duration_ms INTEGER")
     return conn
 
 

@@ -90,7 +90,7 @@ async def build(path: Path, events: int) -> None:
     for start in range(0, events, _BUILD_CHUNK):
         rows = [
             (str(uuid.uuid4()), 200, "snapshot", f"k{n}", "test.app", "live", f"stream-{n % 50}",
-             1622599925.0 + n, None, time.time(), None, None, body(n))
+             1622599925.0 + n, None, time.time(), None, None, body(n), None)
             for n in range(start, min(events, start + _BUILD_CHUNK))
         ]  # fmt: skip
         await conn.executemany(INSERT_EVENT, rows)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from receiver.storage.ids import EventIds
+from receiver.storage.rows import STREAM_END, push_duration_ms
 
 BASE_TIME = 1_700_000_000.0
 SPAN_SECONDS = 30 * 86_400
@@ -215,8 +216,9 @@ def synthetic_rows(plan: Plan, seed: int) -> list[Row]:
     ids = EventIds()
     for n, (arrived, draft) in enumerate(timed):
         event_type, kind, name, at, session, payload = draft
+        duration = push_duration_ms(payload) if event_type == STREAM_END else None
         rows.append(
             (ids.new(), event_type, kind, f"bench:{n}", DOMAIN, APP, name, float(int(at)),
-             session, arrived, None, None, payload)
+             session, arrived, None, None, payload, duration)
         )  # fmt: skip
     return rows

@@ -50,16 +50,21 @@ class Stream(Resource):
     app_name: str | None
     stream_id: str
     state: Literal["live", "ended", "unknown"] = Field(
-        description="live: the latest push session has begun and not ended; ended: it has "
-        "ended; unknown: no push begin or end is stored for the stream."
+        description="live: at least one push session has begun and not ended (a backup push "
+        "overlaps the main one); ended: every session has ended; unknown: no push begin or end "
+        "is stored for the stream."
     )
-    current_sequence: str | None = Field(description="`sequence` of the latest push session.")
+    current_sequence: str | None = Field(
+        description="`sequence` of the latest open push session; of the latest session when "
+        "none is open."
+    )
     last_begin: datetime | None = Field(description="Latest push begin.")
     last_end: datetime | None = Field(description="Latest stream end.")
     end_code: int | None = Field(description="`errcode` of the latest stream end.")
     end_reason: str | None = Field(description="What that code means (CSS interruption table).")
     end_message: str | None = Field(description="`errmsg` of the latest stream end, from CSS.")
     sessions: int = Field(description="Push sessions seen.")
+    open_sessions: int = Field(description="Push sessions begun and not (yet) ended.")
     events: int = Field(description="Events stored for the stream.")
     event_counts: dict[str, int] = Field(description="Events stored per kind.")
     last_received_at: datetime = Field(description="Arrival of its newest event.")
@@ -93,9 +98,13 @@ class Session(Resource):
 
     sequence: str | None
     state: Literal["live", "ended"] = Field(
-        description="ended also when a later session began but this one's stream end never came."
+        description="This session's own state: live from its push begin until its own stream "
+        "end is stored, whatever other sessions of the stream do."
     )
-    start: datetime = Field(description="Push begin; estimated from `push_duration` if missing.")
+    start: datetime = Field(
+        description="Push begin; when only the stream end is stored, the end minus its "
+        "`push_duration` (the end itself if that is missing or unusable)."
+    )
     end: datetime | None = Field(description="Stream end; null while live or when never received.")
     duration_seconds: float | None
     end_code: int | None = Field(description="`errcode` of the stream end.")

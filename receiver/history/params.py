@@ -72,8 +72,8 @@ class StreamQuery(Query):
 
     state: StreamState | None = Field(
         default=None,
-        description="live: pushing now; ended: its latest push session ended; unknown: no "
-        "push begin or end stored for it yet.",
+        description="live: at least one push session open (begun, not ended); ended: every "
+        "session ended; unknown: no push begin or end stored for it yet.",
     )
     domain: Text | None = Field(default=None, description="Push domain.")
     app_name: Text | None = Field(default=None, description="Push path (AppName).")

@@ -55,7 +55,6 @@ class StreamKey:
     domain: str
     app_name: str
     stream_id: str
-    current_session: int | None
 
     def ref(self) -> StreamRef:
         return StreamRef(
@@ -214,7 +213,7 @@ def event_from_row(row: Any) -> Event:
 # --- streams ----------------------------------------------------------------------------------
 
 _STREAM_COLUMNS: Final = (
-    "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.last_begin,"
+    "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.open_sessions, s.last_begin,"
     " s.last_end, le.payload AS end_payload, p.sequence AS current_sequence,"
     " (SELECT json_object('events', sum(k.events), 'last', max(k.last_received_at),"
     "   'kinds', json_group_object(k.kind, k.events)) FROM stream_kinds AS k"
@@ -277,6 +276,7 @@ def _stream(row: Any) -> Stream:
         end_reason=end_reason(end.code) if row["last_end"] is not None else None,
         end_message=end.message,
         sessions=row["sessions"],
+        open_sessions=row["open_sessions"],
         events=counts["events"],
         event_counts=dict(sorted(counts["kinds"].items())),
         last_received_at=utc(counts["last"]),
@@ -300,7 +300,7 @@ async def find_stream(
         params.append(app_name)
     rows = list(
         await conn.execute_fetchall(
-            "SELECT id, domain, app_name, stream_id, current_session"
+            "SELECT id, domain, app_name, stream_id"
             f" FROM streams INDEXED BY streams_stream_id WHERE {' AND '.join(conditions)}"
             " ORDER BY id LIMIT 6",
             params,
@@ -316,9 +316,7 @@ async def find_stream(
             "add the domain and app_name parameters",
         )
     row = rows[0]
-    return StreamKey(
-        row["id"], row["domain"], row["app_name"], row["stream_id"], row["current_session"]
-    )
+    return StreamKey(row["id"], row["domain"], row["app_name"], row["stream_id"])
 
 
 def sessions_page_sql(stream: int, desc: bool, limit: int, after: tuple[float, int] | None) -> Sql:
@@ -333,7 +331,8 @@ def sessions_page_sql(stream: int, desc: bool, limit: int, after: tuple[float, i
     direction = "DESC" if desc else "ASC"
     text = (
         "SELECT p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
-        " p.started_at, b.id AS begin_event_id, e.id AS end_event_id, e.payload AS end_payload,"
+        " p.push_duration_ms, p.started_at, b.id AS begin_event_id, e.id AS end_event_id,"
+        " e.payload AS end_payload,"
         " (SELECT n.started_at FROM push_sessions AS n INDEXED BY push_sessions_recent"
         "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
         "  ORDER BY n.started_at, n.id LIMIT 1) AS next_started_at"
@@ -409,31 +408,26 @@ async def list_sessions(
             totals[row["session"]][row["category"]] = row["total"]
             if row["rn"] <= query.items:
                 found[row["session"]][row["category"]].append(event_from_row(row))
-    sessions = [_session(r, stream.current_session, found[r["id"]], totals[r["id"]]) for r in shown]
+    sessions = [_session(r, found[r["id"]], totals[r["id"]]) for r in shown]
     return Page(sessions, more)
 
 
-def _session(
-    row: Any,
-    current: int | None,
-    found: dict[str, list[Event]],
-    totals: dict[str, int],
-) -> Session:
+def _session(row: Any, found: dict[str, list[Event]], totals: dict[str, int]) -> Session:
+    """A session as stored: its state is its own (live until its own stream end is stored), and
+    its start is where the history triggers placed it (its push begin, else its end minus
+    push_duration), so the listing, its order and its cursor agree."""
     ended = row["end_seq"] is not None
     end = EndFacts.of(row["end_payload"])
-    start = row["started_at"]
     duration: float | None = None
     if ended:
-        if end.duration_ms is not None:
-            duration = end.duration_ms / 1000
-            if row["begin_seq"] is None:  # known from its end only: it began push_duration earlier
-                start = row["end_time"] - duration
+        if row["push_duration_ms"] is not None:
+            duration = row["push_duration_ms"] / 1000
         else:
-            duration = max(0.0, row["end_time"] - start)
+            duration = max(0.0, row["end_time"] - row["started_at"])
     return Session(
         sequence=row["sequence"],
-        state="live" if not ended and row["id"] == current else "ended",
-        start=utc(start),
+        state="ended" if ended else "live",
+        start=utc(row["started_at"]),
         end=utc(row["end_time"]),
         duration_seconds=duration,
         end_code=end.code,
@@ -448,15 +442,15 @@ def _session(
 
 @dataclass(frozen=True, slots=True)
 class EndFacts:
-    """What a stream-end body says about why and after how long the push ended.
+    """What a stream-end body says about why the push ended.
 
     Read leniently, like the event models: numbers may arrive as strings, and a value of the
-    wrong type is treated as absent rather than failing the whole answer.
+    wrong type is treated as absent rather than failing the whole answer. (`push_duration` is
+    not read here: it places the session, so the writer stores it in a column for the triggers.)
     """
 
     code: int | None = None
     message: str | None = None
-    duration_ms: int | None = None
 
     @classmethod
     def of(cls, payload: str | None) -> EndFacts:
@@ -466,11 +460,9 @@ class EndFacts:
         if not isinstance(body, dict):
             return cls()
         message = body.get("errmsg")
-        duration = _whole(body.get("push_duration"))
         return cls(
             code=_whole(body.get("errcode")),
             message=message if isinstance(message, str) else None,
-            duration_ms=duration if duration is not None and duration >= 0 else None,
         )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
 from receiver.events import ParsedEvent
 from receiver.events.kinds import kind_of
 
@@ -20,6 +22,7 @@ def event_row(
     """The `INSERT_EVENT` parameters of one new row (a plain tuple: the writer makes thousands
     per second, and sqlite3 binds a tuple as is)."""
     n = parsed.normalised
+    duration = push_duration_ms(payload) if parsed.event_type == STREAM_END else None
     return (
         event_id,
         parsed.event_type,
@@ -34,12 +37,46 @@ def event_row(
         path_kind,
         parsed.schema_error,
         payload,
+        duration,
     )
+
+
+STREAM_END: Final = 0
+_MAX_DIGITS: Final = 18  # whole milliseconds that fit a signed 64-bit integer
+
+
+def push_duration_ms(payload: str) -> int | None:
+    """A stream end's `push_duration` (milliseconds, a string in the reference) as an integer.
+
+    Stored in its own column because the history triggers place a session known only from its
+    end by it, and a trigger must not parse JSON: any SQL function call in a trigger on `events`
+    makes SQLite open a statement journal for every insert. The rule is the SQL one in
+    migrations/0004, which fills the column for events stored before it: a JSON integer, an
+    integral JSON number or a string of ASCII digits (spaces around allowed), at least 0 and at
+    most 18 digits; anything else is None.
+    """
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    value = body.get("push_duration") if isinstance(body, dict) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        digits = value.strip(" ")
+        if not digits or len(digits) > _MAX_DIGITS or not all("0" <= c <= "9" for c in digits):
+            return None
+        value = int(digits)
+    if isinstance(value, int) and 0 <= value < 10**_MAX_DIGITS:
+        return value
+    return None
 
 
 # A retry of a stored event hits the unique (event_type, dedupe_key) index and is ignored.
 INSERT_EVENT: Final = (
     "INSERT OR IGNORE INTO events (id, event_type, kind, dedupe_key, domain, app_name, stream_id,"
-    " event_time, sequence, received_at, path_kind, schema_error, payload)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " event_time, sequence, received_at, path_kind, schema_error, payload, push_duration_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )

@@ -33,11 +33,13 @@ def _rows() -> list[tuple[Any, ...]]:
     base = rows[-1][9]
     extra: list[tuple[Any, ...]] = [
         ("x-1", 1, "stream_begin", "x:1", None, None, "bare", 100.0, None, base + 1, None, None,
-         '{"event_type":1}'),
+         '{"event_type":1}', None),
         ("x-2", 0, "stream_end", "x:2", None, None, "bare", 200.0, None, base + 2, None, None,
-         '{"event_type":0,"errcode":"3","push_duration":"1000"}'),
+         '{"event_type":0,"errcode":"3","push_duration":"100000"}', 100000),
         ("x-3", 0, "stream_end", "x:2", None, None, "bare", 200.0, None, base + 3, None, None,
-         '{"event_type":0,"errcode":"3"}'),  # same dedupe key: ignored
+         '{"event_type":0,"errcode":"3"}', None),  # same dedupe key: ignored
+        ("x-4", 0, "stream_end", "x:4", None, None, "bare", 300.0, None, base + 4, None, None,
+         '{"event_type":0,"push_duration":50000}', 50000),
     ]  # fmt: skip
     return [*rows, *extra]
 
@@ -49,9 +51,23 @@ async def _tables(conn: aiosqlite.Connection) -> dict[str, list[tuple[Any, ...]]
     }
 
 
+# The writer's statement before migration 0004 added `push_duration_ms` (the last column).
+INSERT_BEFORE_0004 = (
+    "INSERT OR IGNORE INTO events (id, event_type, kind, dedupe_key, domain, app_name, stream_id,"
+    " event_time, sequence, received_at, path_kind, schema_error, payload)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 async def _insert(conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]) -> None:
     await conn.execute("BEGIN")
     await conn.executemany(INSERT_EVENT, rows)
+    await conn.execute("COMMIT")
+
+
+async def _insert_before_0004(conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]) -> None:
+    await conn.execute("BEGIN")
+    await conn.executemany(INSERT_BEFORE_0004, [row[:-1] for row in rows])
     await conn.execute("COMMIT")
 
 
@@ -78,9 +94,14 @@ async def test_backfill_builds_what_the_triggers_build(tmp_path: Path) -> None:
                 "INSERT INTO schema_migrations VALUES (?, ?, 0)",
                 (migration.version, migration.name),
             )
-        await _insert(old, rows)
+        await _insert_before_0004(old, rows)
         applied = await apply_migrations(old)
         built, backfilled = await _tables(live), await _tables(old)
+        # The migration's SQL reading of push_duration agrees with the writer's.
+        durations = "SELECT seq, push_duration_ms FROM events ORDER BY seq"
+        assert list(map(tuple, await old.execute_fetchall(durations))) == list(
+            map(tuple, await live.execute_fetchall(durations))
+        )
     finally:
         await live.close()
         await old.close()
@@ -101,28 +122,30 @@ async def db(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
 
 
 async def test_duplicates_and_edge_cases_are_counted_once(db: aiosqlite.Connection) -> None:
-    await _insert(db, _rows()[-3:])
+    await _insert(db, _rows()[-4:])
     (bare,) = await db.execute_fetchall("SELECT * FROM streams")
-    assert (bare["domain"], bare["app_name"], bare["state"], bare["sessions"]) == (
-        "",
-        "",
-        "ended",
-        2,
-    )
+    assert (
+        bare["domain"],
+        bare["app_name"],
+        bare["state"],
+        bare["sessions"],
+        bare["open_sessions"],
+    ) == ("", "", "ended", 2, 0)
     kinds = await db.execute_fetchall("SELECT kind, events FROM stream_kinds ORDER BY kind")
-    assert [tuple(k) for k in kinds] == [("stream_begin", 1), ("stream_end", 1)]
+    assert [tuple(k) for k in kinds] == [("stream_begin", 1), ("stream_end", 2)]
     sessions = await db.execute_fetchall(
         "SELECT session_key, begin_seq IS NULL, end_seq IS NULL, started_at"
         " FROM push_sessions ORDER BY id"
     )
-    # Without a sequence, a begin and an end cannot be matched: each is its own session.
-    assert [tuple(s) for s in sessions] == [("#x-1", 0, 1, 100.0), ("#x-2", 1, 0, 200.0)]
+    # Without a sequence, an end closes the stream's only open session without one; when there
+    # is none, it is a session of its own, placed push_duration before its end.
+    assert [tuple(s) for s in sessions] == [("#x-1", 0, 0, 100.0), ("#x-4", 1, 0, 250.0)]
     key = await history.find_stream(db, "bare", None, None)
     page = await history.list_sessions(db, key, SessionQuery())
     newest, oldest = page.items
-    assert (newest.end_code, newest.duration_seconds) == (3, 1.0)  # "3" and "1000" as strings
-    assert newest.start.timestamp() == 199.0
-    assert oldest.state == "ended" and oldest.end is None  # superseded, its end never came
+    assert (oldest.state, oldest.end_code, oldest.duration_seconds) == ("ended", 3, 100.0)
+    assert (newest.state, newest.end_code, newest.duration_seconds) == ("ended", None, 50.0)
+    assert newest.start.timestamp() == 250.0
 
 
 QUERIES = [
@@ -193,3 +216,13 @@ def test_the_migration_leaves_no_objects_half_made(tmp_path: Path) -> None:
     conn.close()
     assert "events" in names  # 0001 committed on its own
     assert not names & {"push_sessions", "stream_kinds", "events_kind_seq", "push_feed"}
+
+
+async def test_the_writers_insert_calls_no_sql_function(db: aiosqlite.Connection) -> None:
+    """One scalar function call anywhere in a trigger on `events` (even one whose WHEN never
+    holds) makes SQLite open a statement journal for every insert; EXPLAIN lists the opcodes of
+    every trigger the insert can run."""
+    program = await db.execute_fetchall(f"EXPLAIN {INSERT_EVENT}", (None,) * 14)
+    opcodes = {row[1] for row in program}
+    assert "Program" in opcodes  # the triggers are part of the listing
+    assert not opcodes & {"Function", "PureFunc"}, sorted(opcodes)
