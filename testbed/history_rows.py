@@ -216,7 +216,7 @@ def synthetic_rows(plan: Plan, seed: int) -> list[Row]:
     ids = EventIds()
     for n, (arrived, draft) in enumerate(timed):
         event_type, kind, name, at, session, payload = draft
-        duration = push_duration_ms(payload) if event_type == STREAM_END else None
+        duration = push_duration_ms(orjson.loads(payload)) if event_type == STREAM_END else None
         rows.append(
             (ids.new(), event_type, kind, f"bench:{n}", DOMAIN, APP, name, float(int(at)),
              session, arrived, None, None, payload, duration)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
-
-import orjson
 
 from receiver.events import ParsedEvent
 from receiver.events.kinds import kind_of
@@ -14,6 +13,7 @@ def event_row(
     event_id: str,
     parsed: ParsedEvent,
     *,
+    body: Mapping[str, Any],
     dedupe_key: str,
     payload: str,
     received_at: float,
@@ -22,7 +22,7 @@ def event_row(
     """The `INSERT_EVENT` parameters of one new row (a plain tuple: the writer makes thousands
     per second, and sqlite3 binds a tuple as is)."""
     n = parsed.normalised
-    duration = push_duration_ms(payload) if parsed.event_type == STREAM_END else None
+    duration = push_duration_ms(body) if parsed.event_type == STREAM_END else None
     return (
         event_id,
         parsed.event_type,
@@ -45,7 +45,7 @@ STREAM_END: Final = 0
 _MAX_DIGITS: Final = 18  # whole milliseconds that fit a signed 64-bit integer
 
 
-def push_duration_ms(payload: str) -> int | None:
+def push_duration_ms(body: Mapping[str, Any]) -> int | None:
     """A stream end's `push_duration` (milliseconds, a string in the reference) as an integer.
 
     Stored in its own column because the history triggers place a session known only from its
@@ -55,11 +55,7 @@ def push_duration_ms(payload: str) -> int | None:
     integral JSON number or a string of ASCII digits (spaces around allowed), at least 0 and at
     most 18 digits; anything else is None.
     """
-    try:
-        body = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    value = body.get("push_duration") if isinstance(body, dict) else None
+    value = body.get("push_duration")
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():

@@ -182,6 +182,7 @@ class BatchWriter:
         row = event_row(
             self._ids.new(),
             parsed,
+            body=body,
             dedupe_key=dedupe_key(event_type, body),
             payload=payload.decode(),  # valid UTF-8: the service parsed it before sending
             received_at=received_at,
@@ -224,6 +225,7 @@ class BatchWriter:
         row = self._failed_row or event_row(
             event_id := self._ids.new(),
             _PROBE_EVENT,
+            body={},
             dedupe_key=f"readiness-probe:{event_id}",
             payload="{}",
             received_at=time.time(),

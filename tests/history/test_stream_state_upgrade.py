@@ -62,6 +62,7 @@ def database_before_0004(path: Path, bodies: list[dict[str, Any]]) -> sqlite3.Co
         row = event_row(
             ids.new(),
             parse_event(body, event_type),
+            body=body,
             dedupe_key=dedupe_key(event_type, body),
             payload=payload,
             received_at=T0 + 1000 + n,
@@ -156,7 +157,7 @@ def test_the_migration_reads_push_duration_as_the_writer_does(
     tmp_path: Path, value: object, expected: int | None
 ) -> None:
     body = {**stream_end("s", "A", T0), "push_duration": value}
-    assert push_duration_ms(orjson.dumps(body).decode()) == expected  # the writer's reading
+    assert push_duration_ms(body) == expected  # the writer's reading
     conn = database_before_0004(tmp_path / "r.db", [body])
     try:
         (migration,) = [m for m in load_migrations() if m.version == BEFORE + 1]
