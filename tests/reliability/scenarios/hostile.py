@@ -43,7 +43,7 @@ from tests.reliability.scenarios.strategies import (
 KEY: Final = "hostileKey0123456789"
 GRACE: Final = 300
 BODY_TIMEOUT: Final = 1.0
-MAX_BODY: Final = 256 * 1024  # above the 64 KiB that the body budget leaves uncounted
+MAX_BODY: Final = 256 * 1024  # large bodies: the budget caps how many arrive at once
 PENDING_BODIES: Final = 16  # RECEIVER_MAX_PENDING_BODY_BYTES, in bodies of MAX_BODY
 RSS_LIMIT_MIB: Final = 300  # several times what the service holds at rest
 TYPES: Final = ["application/json", "text/plain", "", "multipart/form-data; boundary=x", "x/y"]
@@ -354,7 +354,7 @@ def _forged_rows(database: Path) -> list[str]:
     """Stored rows whose signature is not genuine for KEY and their arrival time."""
     forged = []
     for received_at, payload in _rows(database, "SELECT received_at, payload FROM events"):
-        body = orjson.loads(payload)  # stored bodies nest up to 1024 levels: not stdlib json
+        body = orjson.loads(payload)
         try:
             t = int(str(body["t"]))
         except (KeyError, ValueError):
