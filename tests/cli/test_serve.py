@@ -20,7 +20,16 @@ from receiver.cli.serve import startup_refusal
 from receiver.errors import StartupError, StartupRefused
 from receiver.settings import Settings
 from testbed.service import ServiceProcess
-from tests.support.helpers import KEY, OLD_KEY, count, md5_sign, payload, rows, signed
+from tests.support.helpers import (
+    KEY,
+    OLD_KEY,
+    count,
+    md5_sign,
+    payload,
+    post_callback,
+    rows,
+    signed,
+)
 
 
 def test_generated_key_is_stored_0600_printed_once_and_reused(tmp_path: Path) -> None:
@@ -38,7 +47,7 @@ def test_generated_key_is_stored_0600_printed_once_and_reused(tmp_path: Path) ->
     with ServiceProcess(database) as service:
         t = int(time.time()) + 600
         body = {**payload("push_begin_1.json"), "t": t, "sign": md5_sign(key, t)}
-        status = _post(service.url, body)
+        status = post_callback(service.url, body)
         code, out, err = service.stop()
     assert status == 200
     assert code == 0
@@ -50,8 +59,8 @@ def test_key_from_the_environment_wins(tmp_path: Path) -> None:
     database = tmp_path / "r.db"
     env = {"RECEIVER_CALLBACK_KEYS": f"{KEY}, {OLD_KEY}"}
     with ServiceProcess(database, env) as service:
-        assert _post(service.url, signed(payload("push_begin_1.json"), key=OLD_KEY)) == 200
-        assert _post(service.url, signed(payload("stream_end_0.json"), key="other")) == 401
+        assert post_callback(service.url, signed(payload("push_begin_1.json"), key=OLD_KEY)) == 200
+        assert post_callback(service.url, signed(payload("stream_end_0.json"), key="other")) == 401
         code, out, err = service.stop()
     assert code == 0
     assert not (tmp_path / "callback_key").exists()
@@ -120,20 +129,6 @@ def test_callback_keys_are_split_from_the_environment(monkeypatch: pytest.Monkey
     assert settings.signature_grace_seconds == 300
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.database == Path("data/receiver.db")
-
-
-def _post(url: str, body: dict[str, object]) -> int:
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{url}/callbacks", data=json.dumps(body).encode(), method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 def test_a_busy_port_is_one_line_naming_the_setting_and_exit_2(tmp_path: Path) -> None:

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from testbed.service import ServiceProcess
-from tests.support.helpers import KEY, payload, signed
+from tests.support.helpers import KEY, payload, post_callback, signed
 
 ENV = {"RECEIVER_CALLBACK_KEYS": KEY}
-
-
-def post(url: str, body: dict[str, Any]) -> int:
-    request = urllib.request.Request(
-        f"{url}/callbacks", data=json.dumps(body).encode(), method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 def screenshot(n: int) -> dict[str, Any]:
@@ -36,7 +22,7 @@ def used_database(directory: Path, events: int = 3) -> Path:
     database = directory / "data" / "receiver.db"
     with ServiceProcess(database, ENV) as service:
         for n in range(events):
-            assert post(service.url, screenshot(n)) == 200
+            assert post_callback(service.url, screenshot(n)) == 200
         code, _, err = service.stop()
     assert code == 0, err
     return database

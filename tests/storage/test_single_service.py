@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from testbed.service import ServiceProcess
-from tests.storage.support import ENV, post, screenshot, serve_refused
+from tests.storage.support import ENV, screenshot, serve_refused
+from tests.support.helpers import post_callback
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def _mode(path: Path) -> int:
 def test_a_second_service_on_the_same_database_is_refused(tmp_path: Path) -> None:
     database = tmp_path / "data" / "receiver.db"
     with ServiceProcess(database, ENV) as first:
-        assert post(first.url, screenshot(1)) == 200
+        assert post_callback(first.url, screenshot(1)) == 200
         line = serve_refused(database, "already serving")
         assert f"pid {first.pid}" in line
         # Read-only commands do not need the lock: they work while the service runs.
@@ -46,14 +47,14 @@ def test_a_second_service_on_the_same_database_is_refused(tmp_path: Path) -> Non
         )
         assert listing.returncode == 0, listing.stderr
         assert "/s/1.jpg" in listing.stdout
-        assert post(first.url, screenshot(2)) == 200  # the first one was not disturbed
+        assert post_callback(first.url, screenshot(2)) == 200  # the first one was not disturbed
         files = [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))]
         for path in [*files, database.with_name("receiver.db.lock")]:
             assert _mode(path) == 0o600, f"{path.name}: {_mode(path):04o}"
         assert first.stop()[0] == 0
     # Once the first has stopped, the lock is free.
     with ServiceProcess(database, ENV) as second:
-        assert post(second.url, screenshot(3)) == 200
+        assert post_callback(second.url, screenshot(3)) == 200
         assert second.stop()[0] == 0
 
 

@@ -7,7 +7,9 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,20 @@ async def get(client: Any, url: str, status: int = 200) -> Any:
     answer = await client.get(url, headers=AUTH)
     assert answer.status == status, await answer.text()
     return await answer.json()
+
+
+def http_status(
+    url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None
+) -> int:
+    """The status of one blocking request to a service run as a process (4xx/5xx included)."""
+    request = urllib.request.Request(url, headers=dict(headers or {}), data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def post_callback(url: str, body: Mapping[str, object]) -> int:
+    """POST `body` to `/callbacks` of the service at `url`; its status."""
+    return http_status(f"{url}/callbacks", data=json.dumps(body).encode())

@@ -3,7 +3,6 @@ slow request heads closed, shedding logged once per episode and counted."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -13,28 +12,9 @@ import urllib.request
 from pathlib import Path
 
 from testbed.service import ServiceProcess
-from tests.support.helpers import API_TOKEN, KEY, count, payload, signed
+from tests.support.helpers import API_TOKEN, KEY, count, http_status, payload, post_callback, signed
 
 KEYS = {"RECEIVER_CALLBACK_KEYS": KEY, "RECEIVER_API_TOKEN": API_TOKEN}
-
-
-def _post(url: str, body: dict[str, object]) -> int:
-    request = urllib.request.Request(
-        f"{url}/callbacks", data=json.dumps(body).encode(), method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 def _metric(url: str, name: str) -> float:
@@ -77,14 +57,14 @@ def test_idle_connections_never_starve_callbacks_readyz_or_the_writer(tmp_path: 
         try:
             address = ("127.0.0.1", service.port)
             idle.extend(socket.create_connection(address, timeout=5) for _ in range(400))
-            assert _post(service.url, signed(payload("push_begin_1.json"))) == 200
-            assert _get(f"{service.url}/readyz") == 200
+            assert post_callback(service.url, signed(payload("push_begin_1.json"))) == 200
+            assert http_status(f"{service.url}/readyz") == 200
 
             # A writer that dies is restarted: its pipes need descriptors the idle ones left.
             writer = service.writer_pid()
             os.kill(writer, signal.SIGKILL)
             _until(
-                lambda: _post(service.url, signed(payload("stream_end_0.json"))) == 200,
+                lambda: post_callback(service.url, signed(payload("stream_end_0.json"))) == 200,
                 within=30,
                 what="a callback stored by a restarted writer",
             )
@@ -137,7 +117,7 @@ def test_a_request_head_arriving_too_slowly_is_closed(tmp_path: Path) -> None:
         closed = 'receiver_connections_closed_total{reason="header_timeout"}'
         assert _metric(service.url, closed) == 2
         # A request that comes at once is served as ever.
-        assert _post(service.url, signed(payload("push_begin_1.json"))) == 200
+        assert post_callback(service.url, signed(payload("push_begin_1.json"))) == 200
         code, _, err = service.stop()
     assert code == 0, err
     assert err.count("RECEIVER_HEADER_TIMEOUT_SECONDS") == 1, err

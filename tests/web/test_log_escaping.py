@@ -11,8 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import pytest
 
 from receiver.logs import EscapeFilter, formatter, printable
 from testbed.service import ServiceProcess
-from tests.support.helpers import API_TOKEN, KEY, payload, signed
+from tests.support.helpers import API_TOKEN, KEY, http_status, payload, signed
 
 FORGED = "/api/x%0A2024-05-01%2012:00:00,000%20CRITICAL%20receiver:%20INJECTED%00%1B[2J%E2%80%AE"
 
@@ -69,15 +67,6 @@ def test_the_handler_net_escapes_what_a_library_logs_raw() -> None:
     assert "timestamp" in record
 
 
-def _request(url: str, headers: dict[str, str] | None = None, data: bytes | None = None) -> int:
-    request = urllib.request.Request(url, headers=headers or {}, data=data)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
 def test_with_json_logs_every_line_serve_writes_is_json(tmp_path: Path) -> None:
     env = {
         "RECEIVER_CALLBACK_KEYS": KEY,
@@ -94,13 +83,13 @@ def test_with_json_logs_every_line_serve_writes_is_json(tmp_path: Path) -> None:
             assert b" 400 " in sock.recv(100)  # aiohttp's parser refuses it
         callbacks = f"{service.url}/callbacks"
         stored = json.dumps(signed(payload("push_begin_1.json"))).encode()
-        assert _request(callbacks, data=stored) == 200
-        assert _request(callbacks, data=b'{"event_type": 1, "t": 1, "sign": "x"}') == 401
+        assert http_status(callbacks, data=stored) == 200
+        assert http_status(callbacks, data=b'{"event_type": 1, "t": 1, "sign": "x"}') == 401
         writer = service.writer_pid()
         os.kill(writer, signal.SIGKILL)  # its restart is logged
         deadline = time.monotonic() + 30
         body = json.dumps(signed(payload("stream_end_0.json"))).encode()
-        while _request(callbacks, data=body) != 200:
+        while http_status(callbacks, data=body) != 200:
             assert time.monotonic() < deadline, "the writer was not restarted"
             time.sleep(0.05)  # polling a separate process; the deadline bounds the wait
         code, out, err = service.stop()
