@@ -37,6 +37,7 @@ frame) is left as it is, and a wording that changes in a new aiormq shows up aga
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -190,23 +191,27 @@ class Publisher:
     async def connect(self) -> None:
         """Open the connection and a confirm-mode channel, and declare the exchange."""
         await self.close()
+        # Made here rather than by `aio_pika.connect`, so that a connect that fails or times out
+        # half-way can still be closed: an unclosed aio-pika connection schedules its own close
+        # when collected, and collected with no loop running that close is never awaited.
+        connection = aio_pika.Connection(
+            URL(self._url), client_properties={"connection_name": self._connection_name}
+        )
         try:
             async with asyncio.timeout(self._timeout):
-                connection = await aio_pika.connect(
-                    self._url,
-                    client_properties={"connection_name": self._connection_name},
+                await connection.connect()
+                channel = await connection.channel(publisher_confirms=True)
+                await channel.declare_exchange(
+                    self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
                 )
-                try:
-                    channel = await connection.channel(publisher_confirms=True)
-                    await channel.declare_exchange(
-                        self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-                    )
-                    underlay = await channel.get_underlay_channel()
-                    assert isinstance(underlay, aiormq.Channel)
-                except BaseException:
+                underlay = await channel.get_underlay_channel()
+                assert isinstance(underlay, aiormq.Channel)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._timeout):
                     await connection.close()
-                    raise
-        except Exception as exc:
+            if not isinstance(exc, Exception):
+                raise
             raise BrokerUnavailable(
                 f"cannot connect to {self.display_url}: {describe(exc)}"
             ) from exc

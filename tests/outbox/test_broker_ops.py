@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 from pydantic import SecretStr
 
 from receiver.app import create_app
-from receiver.outbox.publisher import OutageNoiseFilter, quiet_outage_noise
+from receiver.outbox.publisher import (
+    BrokerUnavailable,
+    OutageNoiseFilter,
+    Publisher,
+    quiet_outage_noise,
+)
 from testbed.service import free_port
 from tests.conftest import ClientFactory
 from tests.support.amqp import Tap
@@ -196,3 +204,31 @@ def test_aiormq_outage_records_become_debug_other_records_stay(
         ("WARNING", "Connection 'conn' was blocked "),
         ("ERROR", "Unexpected frame 'frame'"),
     ]
+
+
+async def test_a_connect_that_times_out_leaves_no_unclosed_connection() -> None:
+    """A broker that accepts TCP but never answers: the half-made connection is closed, not left
+    for the garbage collector (aio-pika then schedules a close that may never be awaited)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        publisher = Publisher(f"amqp://guest:guest@127.0.0.1:{port}/", "x", timeout=0.5)
+        with pytest.raises(BrokerUnavailable):
+            await publisher.connect()
+        assert accepted  # it did get as far as a TCP connection
+        unclosed = [
+            obj
+            for obj in gc.get_objects()
+            if isinstance(obj, aio_pika.Connection) and not obj.is_closed
+        ]
+        assert unclosed == []
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
