@@ -1,13 +1,17 @@
-"""`receiver migrate`: apply pending SQL migrations explicitly (serve also does it at start)."""
+"""`receiver migrate`: apply pending SQL migrations explicitly (serve also does it at start).
+
+It takes the same path as `serve` (lock, start-up check, migrations, marker), so it refuses a
+database another service is writing, or one that was lost, exactly as `serve` would."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from receiver.cli.common import add_database_option, configure_logging, load_settings
-from receiver.storage.connect import connect
-from receiver.storage.migrations import apply_migrations
+from receiver.errors import StartupError
+from receiver.storage.context import prepare_database
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,11 +25,14 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     async def migrate() -> int:
-        conn = await connect(settings.database)
         try:
-            applied = await apply_migrations(conn)
-        finally:
-            await conn.close()
+            lock, applied = await prepare_database(
+                settings.database, settings.startup_check_seconds
+            )
+        except StartupError as refused:
+            print(f"receiver migrate: {refused.message}", file=sys.stderr)
+            return 2
+        lock.release()
         if applied:
             for migration in applied:
                 print(f"applied {migration.version:04d}_{migration.name}")

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiosqlite
 from aiohttp import web
@@ -16,7 +17,7 @@ from receiver.health import ComponentCheck
 from receiver.keys import HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.storage.connect import connect
 from receiver.storage.lock import DatabaseLock
-from receiver.storage.migrations import apply_migrations
+from receiver.storage.migrations import Migration, apply_migrations
 from receiver.storage.preflight import mark_used, preflight
 from receiver.storage.writer import EventWriter
 
@@ -44,24 +45,34 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     database, or it is missing, empty or damaged where one was in use.
     """
     settings = app[SETTINGS]
-    lock = await asyncio.to_thread(DatabaseLock.acquire, settings.database)
+    lock, _ = await prepare_database(settings.database, settings.startup_check_seconds)
     try:
-        await asyncio.to_thread(
-            preflight,
-            settings.database,
-            check_seconds=settings.startup_check_seconds,
-        )
-        # Migrations run here, before the writer process opens the database.
-        conn = await connect(settings.database)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
-        await asyncio.to_thread(mark_used, settings.database)
         async with _writing(app):
             yield
     finally:
         lock.release()  # after the writer stopped: never two writers on one database
+
+
+async def prepare_database(
+    database: Path, check_seconds: float
+) -> tuple[DatabaseLock, list[Migration]]:
+    """Lock the database, check it, apply pending migrations and mark it used; the caller
+    releases the lock. `receiver serve` and `receiver migrate` both start here, so neither can
+    bring a lost database back empty or migrate one another service is writing."""
+    lock = await asyncio.to_thread(DatabaseLock.acquire, database)
+    try:
+        await asyncio.to_thread(preflight, database, check_seconds=check_seconds)
+        # Migrations run here, before the writer process opens the database.
+        conn = await connect(database)
+        try:
+            applied = await apply_migrations(conn)
+        finally:
+            await conn.close()
+        await asyncio.to_thread(mark_used, database)
+    except BaseException:
+        lock.release()
+        raise
+    return lock, applied
 
 
 @contextlib.asynccontextmanager

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,28 @@ def test_the_start_up_check_is_bounded_in_time(
     with caplog.at_level(logging.INFO, "receiver.storage.preflight"):
         assert preflight(database, check_seconds=1e-6) is False
     assert "stopped after" in caplog.text
+
+
+def test_migrate_refuses_a_lost_database_and_one_a_service_is_writing(tmp_path: Path) -> None:
+    """`receiver migrate` takes serve's path: it neither brings a lost database back empty
+    (after which serve would start with no events) nor migrates under a running service."""
+    database = used_database(tmp_path)
+    env = ServiceProcess(database, ENV).env
+
+    def migrate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "receiver", "migrate"],
+            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    with ServiceProcess(database, ENV):
+        busy = migrate()
+    assert busy.returncode == 2, busy.stderr
+    assert "Traceback" not in busy.stderr
+    assert migrate().returncode == 0  # once the service stopped
+    database.unlink()
+    lost = migrate()
+    assert lost.returncode == 2, lost.stderr
+    assert "is missing" in lost.stderr and "Traceback" not in lost.stderr
+    assert not database.exists()
