@@ -69,6 +69,17 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
+def eventually_sync(
+    predicate: Callable[[], bool], *, within: float = 30.0, what: str = "the condition"
+) -> None:
+    """`eventually` outside an event loop: for a service run as a separate process."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {within} s")
+        time.sleep(0.05)
+
+
 def unpublished(database: Path) -> int:
     return len(rows(database, "published_at IS NULL"))
 

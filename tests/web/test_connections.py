@@ -12,7 +12,16 @@ import urllib.request
 from pathlib import Path
 
 from testbed.service import ServiceProcess
-from tests.support.helpers import API_TOKEN, KEY, count, http_status, payload, post_callback, signed
+from tests.support.helpers import (
+    API_TOKEN,
+    KEY,
+    count,
+    eventually_sync,
+    http_status,
+    payload,
+    post_callback,
+    signed,
+)
 
 KEYS = {"RECEIVER_CALLBACK_KEYS": KEY, "RECEIVER_API_TOKEN": API_TOKEN}
 
@@ -40,15 +49,6 @@ def _read_until_closed(sock: socket.socket, within: float) -> tuple[bytes, float
     return received, time.monotonic() - started
 
 
-def _until(predicate: object, within: float, what: str) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {within} s")
-        time.sleep(0.05)  # polling a separate process; the deadline bounds the wait
-
-
 def test_idle_connections_never_starve_callbacks_readyz_or_the_writer(tmp_path: Path) -> None:
     """More idle connections than the process has descriptors: real work still gets through."""
     database = tmp_path / "r.db"
@@ -63,7 +63,7 @@ def test_idle_connections_never_starve_callbacks_readyz_or_the_writer(tmp_path: 
             # A writer that dies is restarted: its pipes need descriptors the idle ones left.
             writer = service.writer_pid()
             os.kill(writer, signal.SIGKILL)
-            _until(
+            eventually_sync(
                 lambda: post_callback(service.url, signed(payload("stream_end_0.json"))) == 200,
                 within=30,
                 what="a callback stored by a restarted writer",

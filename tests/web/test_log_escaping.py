@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from receiver.logs import EscapeFilter, formatter, printable
 from testbed.service import ServiceProcess
-from tests.support.helpers import API_TOKEN, KEY, http_status, payload, signed
+from tests.support.helpers import API_TOKEN, KEY, eventually_sync, http_status, payload, signed
 
 FORGED = "/api/x%0A2024-05-01%2012:00:00,000%20CRITICAL%20receiver:%20INJECTED%00%1B[2J%E2%80%AE"
 
@@ -87,11 +86,10 @@ def test_with_json_logs_every_line_serve_writes_is_json(tmp_path: Path) -> None:
         assert http_status(callbacks, data=b'{"event_type": 1, "t": 1, "sign": "x"}') == 401
         writer = service.writer_pid()
         os.kill(writer, signal.SIGKILL)  # its restart is logged
-        deadline = time.monotonic() + 30
         body = json.dumps(signed(payload("stream_end_0.json"))).encode()
-        while http_status(callbacks, data=body) != 200:
-            assert time.monotonic() < deadline, "the writer was not restarted"
-            time.sleep(0.05)  # polling a separate process; the deadline bounds the wait
+        eventually_sync(
+            lambda: http_status(callbacks, data=body) == 200, what="the writer's restart"
+        )
         code, out, err = service.stop()
     assert code == 0, err
     records = [json.loads(line) for line in (out + err).splitlines()]  # each line is JSON
