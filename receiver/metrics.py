@@ -21,6 +21,9 @@ class Metrics:
     schema_mismatches: Counter
     commit_seconds: Histogram
     commit_batch_size: Histogram
+    fold_seconds: Histogram
+    fold_backlog: Gauge
+    fold_oldest_age: Gauge
     request_seconds: Histogram
     api_refusals: Counter
     malformed_requests: Counter
@@ -36,8 +39,9 @@ class Metrics:
             registry=registry,
             callbacks=Counter(
                 "receiver_callbacks",
-                "Callbacks answered, by kind and result "
-                "(stored, duplicate, refused, unavailable, overloaded).",
+                "Callbacks by kind and result: refused, unavailable and overloaded when answered; "
+                "stored, duplicate and rejected (kept in fold_rejects) when folded into events, "
+                "a moment after their 200.",
                 ["kind", "result"],
                 registry=registry,
             ),
@@ -69,6 +73,23 @@ class Metrics:
                 "receiver_commit_batch_size",
                 "Events and probes carried by one commit.",
                 buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+                registry=registry,
+            ),
+            fold_seconds=Histogram(
+                "receiver_fold_seconds",
+                "Time of one fold transaction (inbox rows into events, history included).",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            fold_backlog=Gauge(
+                "receiver_fold_backlog",
+                "Acknowledged callbacks in the inbox not yet folded into events (history lags "
+                "by these).",
+                registry=registry,
+            ),
+            fold_oldest_age=Gauge(
+                "receiver_fold_oldest_unfolded_age_seconds",
+                "Age of the oldest acknowledged callback not yet folded (0 when none).",
                 registry=registry,
             ),
             request_seconds=Histogram(
@@ -119,6 +140,20 @@ class Metrics:
             route = getattr(resource, "canonical", None) or "unmatched"
             child = self._children[resource] = self.request_seconds.labels(route)
         child.observe(seconds)
+
+    def folded(
+        self, kind: str, stored: int, duplicates: int, schema_errors: int, rejected: int
+    ) -> None:
+        """Count what one fold made of one kind's callbacks."""
+        if rejected:
+            self.callbacks.labels(kind, "rejected").inc(rejected)
+        if stored:
+            self.callbacks.labels(kind, "stored").inc(stored)
+        if duplicates:
+            self.callbacks.labels(kind, "duplicate").inc(duplicates)
+            self.duplicates.labels(kind).inc(duplicates)
+        if schema_errors:
+            self.schema_mismatches.labels(kind).inc(schema_errors)
 
     def observe_commit(self, seconds: float, batch_size: int) -> None:
         self.commit_seconds.observe(seconds)

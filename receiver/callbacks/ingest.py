@@ -1,8 +1,9 @@
 """The callback pipeline, free of HTTP: authenticate and parse, then hand over to the writer.
 
 Only what can refuse a request happens here (the answer must say why). Normalisation, the
-deduplication key and the model validation, which never refuse a body, run in the writer process
-(`receiver.storage.writer_process`), off the HTTP event loop. Order matters: the URL token (when
+deduplication key and the model validation, which never refuse a body, run later in the fold
+(`receiver.storage.fold`), off the acknowledgement's path; it also counts what was stored and
+what was a duplicate. Order matters: the URL token (when
 configured) is checked before the body is even parsed, so an unauthenticated caller learns
 nothing about our parser; the signature needs the parsed body.
 """
@@ -20,7 +21,7 @@ from receiver.events.kinds import UNSIGNED_EVENT_TYPES, kind_of
 from receiver.logs import printable
 from receiver.metrics import Metrics
 from receiver.settings import Settings
-from receiver.storage.writer import EventWriter, Stored
+from receiver.storage.writer import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -51,30 +52,18 @@ class Ingestor:
         """Whether the URL token matters (reading the query string costs a URL parse)."""
         return self._token is not None
 
-    async def ingest(self, raw: bytes, *, token: str | None, path_kind: str | None) -> Stored:
-        """Authenticate and store one callback body; duplicates are accepted, not stored twice.
+    async def ingest(self, raw: bytes, *, token: str | None, path_kind: str | None) -> str:
+        """Authenticate one callback body and put it on disk; returns the id it was given.
 
         Raises a `Refusal` (the caller counts it with `count_refusal`, knowing the peer) or
         `StorageUnavailable`.
         """
         number = self._authenticate(raw, token)
-        kind = kind_of(number)
         try:
-            stored = await self._writer.submit(number, raw, self._clock(), path_kind)
+            return await self._writer.submit(number, raw, self._clock(), path_kind)
         except StorageUnavailable:
-            self._metrics.callback(kind, "unavailable")
+            self._metrics.callback(kind_of(number), "unavailable")
             raise
-        if stored.schema_error is not None:
-            self._metrics.schema_mismatches.labels(kind).inc()
-            log.warning(
-                "stored %s event not fitting its model: %s", kind, printable(stored.schema_error)
-            )
-        if stored.new:
-            self._metrics.callback(kind, "stored")
-        else:
-            self._metrics.callback(kind, "duplicate")
-            self._metrics.duplicates.labels(kind).inc()
-        return stored
 
     def count_refusal(self, refusal: Refusal, *, peer: str | None, path_kind: str | None) -> None:
         """Count and log a refusal: every refusal is visible in metrics and logs."""

@@ -28,6 +28,9 @@ from receiver.web.openapi import Operation, Response, document
 # CSS only looks at the status; the body is what Tencent suggests replying.
 _OK = b'{"code":0}'
 INGESTOR = web.AppKey("ingestor", Ingestor)
+# The stored event's id (`GET /api/events/{id}`), for operators tracing one callback; CSS
+# ignores it.
+EVENT_ID_HEADER: Final = "X-Event-Id"
 _KINDS: Final = ", ".join(f"{number} {kind}" for number, kind in KIND_BY_EVENT_TYPE.items())
 
 
@@ -58,8 +61,10 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
     try:
         raw = await _read_body(request)
         token = request.query.get("token") if ingestor.wants_token else None
-        await ingestor.ingest(raw, token=token, path_kind=path_kind)
-        response: web.StreamResponse = web.Response(body=_OK, content_type="application/json")
+        event_id = await ingestor.ingest(raw, token=token, path_kind=path_kind)
+        response: web.StreamResponse = web.Response(
+            body=_OK, content_type="application/json", headers={EVENT_ID_HEADER: event_id}
+        )
     except Refusal as refusal:
         ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
         response = error_response(request, refusal)

@@ -123,3 +123,12 @@ class SessionList(Resource):
     stream: StreamRef
     sessions: list[Session]
     next_cursor: str | None
+
+
+class EventPending(Resource):
+    """An acknowledged callback the fold has not turned into an event yet (a moment after its
+    200, longer after a burst): it is on disk and will be there; ask again shortly."""
+
+    id: str
+    status: Literal["pending"]
+    message: str

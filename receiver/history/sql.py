@@ -179,9 +179,13 @@ async def list_events(
 
 
 async def get_event(conn: aiosqlite.Connection, event_id: str) -> Event:
+    """The event with this id; for the id of a callback that repeated a stored event (an
+    alias, `migrations/0005_inbox.sql`), the event it repeats."""
     rows = await conn.execute_fetchall(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?",
-        (event_id,),
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"
+        f" UNION ALL SELECT {EVENT_COLUMNS} FROM events"
+        " WHERE id = (SELECT event_id FROM event_aliases WHERE id = ?) LIMIT 1",
+        (event_id, event_id),
     )
     if not rows:
         raise ApiNotFound("event_not_found", f"no event with id {event_id!r} is stored")

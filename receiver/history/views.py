@@ -8,15 +8,17 @@ document is generated from the same models (`receiver.web.openapi`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Final
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from receiver.errors import ApiNotFound, StorageUnavailable
 from receiver.history import sql as history
 from receiver.history.cursors import CursorCodec, Position
-from receiver.history.models import Event, EventList, SessionList, StreamList
+from receiver.history.models import Event, EventList, EventPending, SessionList, StreamList
 from receiver.history.params import (
     EventQuery,
     NoParams,
@@ -28,7 +30,8 @@ from receiver.history.params import (
     validate_query,
 )
 from receiver.keys import SETTINGS
-from receiver.storage.context import get_reader
+from receiver.storage.context import WRITER, get_reader
+from receiver.storage.inbox import unfolded_seq
 from receiver.storage.selection import Text
 from receiver.web.openapi import Method, Operation, Response, document
 from receiver.web.responses import ApiErrorBody
@@ -53,10 +56,37 @@ async def list_events(request: web.Request) -> web.Response:
     return _json(EventList(events=page.items, next_cursor=next_cursor))
 
 
+# How long `GET /api/events/{id}` waits for the fold to reach an acknowledged callback.
+FOLD_WAIT_SECONDS: Final = 2.0
+
+
 async def get_event(request: web.Request) -> web.Response:
+    """The event; for an id acknowledged but not folded yet, fold up to it first (or, after a
+    burst, answer 202 pending): an id the service handed out is never a 404."""
     parse_query(NoParams, request.query)
     path = validate_query(EventPath, request.match_info)
-    return _json(await history.get_event(get_reader(request), path.id))
+    reader = get_reader(request)
+    try:
+        return _json(await history.get_event(reader, path.id))
+    except ApiNotFound:
+        seq = await unfolded_seq(reader, path.id)
+        if seq is None:
+            # Folded since the first look (a fold stores and removes atomically), or unknown.
+            return _json(await history.get_event(reader, path.id))
+    try:
+        async with asyncio.timeout(FOLD_WAIT_SECONDS):
+            await request.config_dict[WRITER].fold_through(seq)
+    except (TimeoutError, StorageUnavailable):
+        pending = EventPending(
+            id=path.id,
+            status="pending",
+            message="acknowledged and on disk, not yet folded into history; retry shortly",
+        )
+        response = _json(pending)
+        response.set_status(202)
+        response.headers["Retry-After"] = "1"
+        return response
+    return _json(await history.get_event(reader, path.id))
 
 
 async def list_streams(request: web.Request) -> web.Response:
@@ -145,13 +175,20 @@ ROUTES: Final[tuple[tuple[Method, str, Handler, str, Operation], ...]] = (
         "api_event",
         Operation(
             summary="One stored event",
-            description="Normalised fields, publish status and the raw callback body.",
+            description="Normalised fields, publish status and the raw callback body. Any id "
+            "a callback was acknowledged with (`X-Event-Id`) is found: a repeat's id finds the "
+            "event it repeats, and one not yet folded into history is folded first.",
             tag="events",
             path=EventPath,
             query=NoParams,
             secured=True,
             responses={
                 200: Response("The event.", Event),
+                202: Response(
+                    "Acknowledged, not folded into history yet (after a burst); retry.",
+                    EventPending,
+                    headers={"Retry-After": "Seconds to wait before asking again."},
+                ),
                 400: _BAD_REQUEST,
                 401: _UNAUTHORIZED,
                 404: Response("No event has this id.", ApiErrorBody),

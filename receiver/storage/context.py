@@ -1,12 +1,13 @@
-"""The storage cleanup context: the database lock and checks, migrations, connections and the
-writer process."""
+"""The storage cleanup context: the database lock and checks, migrations, connections, the
+writer process, and how far its fold is behind (readiness `fold`, metrics)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiosqlite
@@ -14,14 +15,20 @@ from aiohttp import web
 
 from receiver.errors import CommitFailed
 from receiver.health import ComponentCheck
-from receiver.keys import HEALTH_CHECKS, METRICS, SETTINGS
+from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
+from receiver.metrics import Metrics
 from receiver.storage.connect import connect
+from receiver.storage.frames import Folded
+from receiver.storage.inbox import FoldBacklog, fold_backlog
 from receiver.storage.lock import DatabaseLock
 from receiver.storage.migrations import Migration, apply_migrations
 from receiver.storage.preflight import mark_used, preflight
 from receiver.storage.writer import EventWriter
 
+log = logging.getLogger(__name__)
+
 PROBE_TIMEOUT_SECONDS = 5.0
+_BACKLOG_QUERY_TIMEOUT = 5.0
 
 READER = web.AppKey("reader", aiosqlite.Connection)
 WRITER = web.AppKey("writer", EventWriter)
@@ -79,25 +86,103 @@ async def prepare_database(
 async def _writing(app: web.Application) -> AsyncIterator[None]:
     """The reader connection and the writer process, for as long as the app serves."""
     settings = app[SETTINGS]
+    metrics = app[METRICS]
+    clock = app[CLOCK]
     reader = await connect(settings.database)
     writer = EventWriter(
         settings.database,
         max_batch=settings.writer_max_batch,
         log_level=settings.log_level,
         log_format=settings.log_format,
-        on_commit=app[METRICS].observe_commit,
+        on_commit=metrics.observe_commit,
+        on_fold=lambda folded: observe_fold(metrics, folded),
+        fold_batch=settings.fold_batch,
+        fold_busy_rows=settings.fold_busy_rows,
     )
+    monitor: asyncio.Task[None] | None = None
     try:
         await writer.start()
         app[READER] = reader
         app[WRITER] = writer
         app[HEALTH_CHECKS]["database"] = lambda: check_database(writer)
+        app[HEALTH_CHECKS]["fold"] = lambda: check_fold(reader, writer, metrics, clock)
+        monitor = asyncio.create_task(
+            _monitor(reader, metrics, clock, settings.outbox_stats_interval_seconds),
+            name="fold-monitor",
+        )
         yield
     finally:
+        if monitor is not None:
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
         # Shutdown order: in-flight requests have finished (aiohttp waits for them before
         # running cleanup), so the writer can commit the last batch, then connections close.
         await writer.close()
         await reader.close()
+
+
+def observe_fold(metrics: Metrics, folded: Folded) -> None:
+    """What one fold stored, duplicates and schema mismatches by kind, and how long it took."""
+    if folded.rows:
+        metrics.fold_seconds.observe(folded.seconds)
+    for kind, stored, duplicates, schema_errors, rejected in folded.counts:
+        metrics.folded(kind, stored, duplicates, schema_errors, rejected)
+
+
+def _observe_backlog(metrics: Metrics, backlog: FoldBacklog, now: float) -> float | None:
+    age = backlog.oldest_age(now)
+    metrics.fold_backlog.set(backlog.count)
+    metrics.fold_oldest_age.set(age or 0.0)
+    return age
+
+
+async def check_fold(
+    reader: aiosqlite.Connection,
+    writer: EventWriter,
+    metrics: Metrics,
+    clock: Callable[[], float],
+) -> ComponentCheck:
+    """How far history lags the acknowledgements: `degraded` while the fold is stuck on a row
+    it cannot store (the callbacks are safe in the inbox; history and publishing wait)."""
+    details: dict[str, object] = {"backlog": None, "oldest_unfolded_age_seconds": None}
+    try:
+        async with asyncio.timeout(_BACKLOG_QUERY_TIMEOUT):
+            backlog = await fold_backlog(reader)
+    except Exception as exc:
+        details["error"] = f"inbox query failed: {type(exc).__name__}: {exc}"
+        return ComponentCheck("degraded", details)
+    age = _observe_backlog(metrics, backlog, clock())
+    details["backlog"] = backlog.count
+    details["oldest_unfolded_age_seconds"] = None if age is None else round(age, 3)
+    details["rejected"] = backlog.rejected
+    if writer.fold_error is not None:
+        details["error"] = writer.fold_error
+        return ComponentCheck("degraded", details)
+    if backlog.rejected:
+        details["error"] = (
+            f"{backlog.rejected} acknowledged callback(s) could not be stored as events; "
+            "their bodies are kept in the fold_rejects table (docs/guarantees.md)"
+        )
+        return ComponentCheck("degraded", details)
+    return ComponentCheck("ok", details)
+
+
+async def _monitor(
+    reader: aiosqlite.Connection,
+    metrics: Metrics,
+    clock: Callable[[], float],
+    interval: float,
+) -> None:
+    """Keep the fold gauges fresh between scrapes (a scrape cannot await the database)."""
+    while True:
+        try:
+            backlog = await fold_backlog(reader)
+        except Exception as exc:
+            log.debug("inbox query failed: %s", exc)
+        else:
+            _observe_backlog(metrics, backlog, clock())
+        await asyncio.sleep(interval)
 
 
 async def check_database(writer: EventWriter) -> ComponentCheck:

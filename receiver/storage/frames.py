@@ -10,10 +10,11 @@ CSS sent (no JSON-escaping of a JSON text in the service, no unescaping in the w
 
 Every other frame is an orjson list whose first item names its type.
 
-Service → writer: `Event` (store it), `Probe` (commit a heartbeat: readiness), `OutboxMarks`
-(record publishing outcomes).
+Service → writer: `Event` (append it to the inbox), `Probe` (commit a heartbeat: readiness),
+`OutboxMarks` (record publishing outcomes), `FoldThrough` (fold the inbox up to a row now).
 Writer → service: `Ready`, `Committed` (one per commit, with its duration and size for metrics,
-an `Ack` for each event and the ids of its other requests), `Failed` (could not commit).
+an `Ack` for each event and the ids of its other requests), `Failed` (could not commit),
+`Folded` (one per fold transaction: what it stored, and the `FoldThrough` requests it settled).
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class Probe(NamedTuple):
     rid: int
 
 
+class FoldThrough(NamedTuple):
+    """Answer once every inbox row up to `seq` is folded (an event asked for by its id)."""
+
+    rid: int
+    seq: int
+
+
 class OutboxMarks(NamedTuple):
     """Publishing outcomes: `published` (published_at, last_error, seq), `failed`
     (last_error, seq)."""
@@ -57,12 +65,11 @@ class Ready(NamedTuple):
 
 
 class Ack(NamedTuple):
-    """One event's outcome: its stored id (the earlier event's, for a duplicate)."""
+    """One event on disk: the id it was given (its event's id once folded, or an alias of the
+    stored event it repeats)."""
 
     rid: int
     id: str
-    new: bool
-    schema_error: str | None
 
 
 class Committed(NamedTuple):
@@ -77,8 +84,28 @@ class Failed(NamedTuple):
     message: str
 
 
-Request = Event | Probe | OutboxMarks
-Reply = Ready | Committed | Failed
+class KindFolded(NamedTuple):
+    kind: str
+    stored: int
+    duplicates: int
+    schema_errors: int
+    rejected: int
+
+
+class Folded(NamedTuple):
+    """One fold transaction (`rows` inbox rows, up to `through`), or a fold that stopped at a
+    row it could not store (`error`); `done`: the `FoldThrough` requests now settled."""
+
+    seconds: float
+    rows: int
+    through: int
+    counts: list[KindFolded]
+    done: list[int]
+    error: str | None
+
+
+Request = Event | Probe | OutboxMarks | FoldThrough
+Reply = Ready | Committed | Failed | Folded
 Frame = Request | Reply
 
 
@@ -89,6 +116,12 @@ def encode(message: Frame) -> bytes:
     match message:
         case Probe(rid):
             body = orjson.dumps(["p", rid])
+        case FoldThrough(rid, seq):
+            body = orjson.dumps(["t", rid, seq])
+        case Folded(seconds, rows, through, counts, done, error):
+            body = orjson.dumps(
+                ["f", seconds, rows, through, [tuple(c) for c in counts], done, error]
+            )
         case OutboxMarks(rid, published, failed):
             body = orjson.dumps(["o", rid, published, failed])
         case Ready():
@@ -156,6 +189,25 @@ def _decode(message: list[object]) -> Frame:
     match message:
         case ["p", int(rid)]:
             return Probe(rid)
+        case ["t", int(rid), int(seq)]:
+            return FoldThrough(rid, seq)
+        case [
+            "f",
+            float(seconds) | int(seconds),
+            int(rows),
+            int(through),
+            list(counts),
+            list(done),
+            error,
+        ] if error is None or isinstance(error, str):
+            return Folded(
+                float(seconds),
+                rows,
+                through,
+                [KindFolded(str(k), int(s), int(d), int(e), int(r)) for k, s, d, e, r in counts],
+                [int(rid) for rid in done],
+                error,
+            )
         case ["o", int(rid), list(published), list(failed)]:
             return OutboxMarks(
                 rid,
@@ -168,7 +220,7 @@ def _decode(message: list[object]) -> Frame:
             return Committed(
                 float(seconds),
                 size,
-                [Ack(rid, event_id, bool(new), error) for rid, event_id, new, error in acks],
+                [Ack(int(rid), str(event_id)) for rid, event_id in acks],
                 [int(rid) for rid in done],
             )
         case ["x", int(rid), str(text)]:

@@ -1,4 +1,4 @@
-"""The service's side of the writer process: submit an event, get told once it is on disk.
+"""The service's side of the writer process: submit a callback, get told once it is on disk.
 
 Why a process: a commit made from the HTTP process waits for its busy event loop and for the GIL
 at every step, so under load a commit took many times what the disk needs (bench/README.md).
@@ -7,8 +7,12 @@ request path keeps only what can refuse a request (parsing, authentication).
 
 Requests are sent as frames down a pipe (all frames of one loop iteration in one write) and wait
 on a future; the writer replies after the commit. If the writer process dies, waiting requests
-fail with `StorageUnavailable` (503, CSS retries) and it is restarted; an event committed whose
-reply was lost comes back as a duplicate, which is absorbed.
+fail with `StorageUnavailable` (503, CSS retries) and it is restarted; a callback committed whose
+reply was lost comes back as a duplicate, which the fold absorbs.
+
+The writer also reports each fold (`receiver.storage.fold`): what it stored, for metrics; that
+new events exist, for the relay (listeners are called after folds, not after acknowledgements:
+only folded events can be published); and the fold's last error, for readiness.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from receiver.errors import CommitFailed, StorageUnavailable
 from receiver.storage.frames import (
     Committed,
     Event,
     Failed,
+    Folded,
+    FoldThrough,
     FrameBuffer,
     OutboxMarks,
     Probe,
@@ -40,18 +46,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
 RESTART_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
-
-
-class Stored(NamedTuple):
-    """The writer's answer: the event's id, and whether it was new or a duplicate.
-
-    A named tuple, not a frozen dataclass: one is made per callback, and a tuple is built in one
-    step where a frozen dataclass sets each field through `object.__setattr__`.
-    """
-
-    id: str
-    new: bool
-    schema_error: str | None
+FOLD_EVERYTHING = 2**62  # an inbox seq beyond any real one
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +67,18 @@ class WriterStats:
     """Counters for tests and metrics: how many transactions carried how many rows."""
 
     transactions: int = 0
-    rows_inserted: int = 0
-    duplicates: int = 0
+    appended: int = 0  # callbacks acknowledged (inbox rows committed)
+    rows_inserted: int = 0  # events stored by the fold
+    duplicates: int = 0  # callbacks the fold found to repeat a stored event
     failures: int = 0
     largest_batch: int = 0
     restarts: int = 0
+    folds: int = 0
+    fold_failures: int = 0
 
 
 CommitObserver = Callable[[float, int], None]  # (seconds, batch size)
+FoldObserver = Callable[[Folded], None]
 
 
 class _Replies(asyncio.Protocol):
@@ -108,12 +107,23 @@ class EventWriter:
         log_level: str = "INFO",
         log_format: str = "text",
         on_commit: CommitObserver | None = None,
+        on_fold: FoldObserver | None = None,
+        fold_batch: int | None = None,
+        fold_busy_rows: int | None = None,
     ) -> None:
         self._database = database
         self._max_batch = max_batch
         self._log_level = log_level
         self._log_format = log_format
         self._on_commit = on_commit
+        self._on_fold = on_fold
+        self._fold_options: list[str] = []
+        if fold_batch is not None:
+            self._fold_options += ["--fold-batch", str(fold_batch)]
+        if fold_busy_rows is not None:
+            self._fold_options += ["--fold-busy-rows", str(fold_busy_rows)]
+        # The last fold's error while the fold is stuck on a row (None once it moves again).
+        self.fold_error: str | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._next_id = 0
         self._outgoing: list[bytes] = []
@@ -137,7 +147,7 @@ class EventWriter:
         return self._process.pid if self._process is not None else None
 
     def add_listener(self, callback: Callable[[], None]) -> None:
-        """Call `callback` after every commit that stored new events (the outbox wakes on it)."""
+        """Call `callback` after every fold that stored new events (the outbox wakes on it)."""
         self._listeners.append(callback)
 
     async def start(self) -> None:
@@ -181,11 +191,12 @@ class EventWriter:
 
     def submit(
         self, event_type: int, payload: bytes, received_at: float, path_kind: str | None
-    ) -> asyncio.Future[Stored]:
+    ) -> asyncio.Future[str]:
         """Store an authenticated callback body (the bytes as received, valid UTF-8 JSON).
 
-        The future resolves once the event committed, or fails with `StorageUnavailable`. Not a
-        coroutine: the request handler awaits the future itself, one frame less per callback.
+        The future resolves to the event's id once the callback is on disk (in the inbox), or
+        fails with `StorageUnavailable`. Not a coroutine: the request handler awaits the future
+        itself, one frame less per callback.
         """
         rid = self._new_rid()
         return self._send(rid, encode(Event(rid, event_type, received_at, path_kind, payload)))
@@ -198,6 +209,15 @@ class EventWriter:
         """
         rid = self._new_rid()
         await self._send(rid, encode(Probe(rid)))
+
+    def fold_through(self, inbox_seq: int) -> asyncio.Future[None]:
+        """Resolves once every inbox row up to `inbox_seq` is folded into events."""
+        rid = self._new_rid()
+        return self._send(rid, encode(FoldThrough(rid, inbox_seq)))
+
+    def fold_all(self) -> asyncio.Future[None]:
+        """Resolves once the fold has emptied the inbox of what was in it (tests, shutdown)."""
+        return self.fold_through(FOLD_EVERYTHING)
 
     def update_outbox(self, update: OutboxUpdate) -> asyncio.Future[Any]:
         """Queue publishing outcomes for the next commit; the future resolves once committed.
@@ -247,15 +267,13 @@ class EventWriter:
                 self.stats.largest_batch = max(self.stats.largest_batch, size)
                 if self._on_commit is not None:
                     self._on_commit(seconds, size)
-                inserted = 0
-                for rid, event_id, new, schema_error in acks:
-                    inserted += new
-                    self._settle(rid, Stored(event_id, new, schema_error))
-                self.stats.rows_inserted += inserted
-                self.stats.duplicates += len(acks) - inserted
-                new_events |= inserted > 0
+                self.stats.appended += len(acks)
+                for rid, event_id in acks:
+                    self._settle(rid, event_id)
                 for rid in done:
                     self._settle(rid, None)
+            elif isinstance(message, Folded):
+                new_events |= self._on_folded(message)
             elif isinstance(message, Failed):
                 self.stats.failures += 1
                 self._settle(message.rid, exc=CommitFailed(message.message))
@@ -264,6 +282,24 @@ class EventWriter:
         if new_events:
             for listener in self._listeners:
                 listener()
+
+    def _on_folded(self, folded: Folded) -> bool:
+        """Count a fold; returns whether it stored new events."""
+        stored = sum(c.stored for c in folded.counts)
+        if folded.rows:
+            self.stats.folds += 1
+            self.stats.rows_inserted += stored
+            self.stats.duplicates += sum(c.duplicates for c in folded.counts)
+        if folded.error is not None:
+            self.stats.fold_failures += 1
+            self.fold_error = folded.error
+        elif folded.rows:
+            self.fold_error = None
+        if self._on_fold is not None:
+            self._on_fold(folded)
+        for rid in folded.done:
+            self._settle(rid, None)
+        return stored > 0
 
     def _settle(self, rid: int, result: Any = None, exc: BaseException | None = None) -> None:
         future = self._pending.pop(rid, None)
@@ -301,6 +337,7 @@ class EventWriter:
                 "--in-fd", str(to_child_r), "--out-fd", str(from_child_w),
                 "--max-batch", str(self._max_batch), "--log-level", self._log_level,
                 "--log-format", self._log_format,
+                *self._fold_options,
                 pass_fds=(to_child_r, from_child_w),
                 stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip

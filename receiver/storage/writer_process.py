@@ -1,17 +1,21 @@
 """The writer process: the only writer of the database, so commits never wait on the HTTP loop.
 
-It reads framed events from a pipe, and everything that arrived while the previous commit ran
-goes into the next transaction (group commit without a batching window). For each event it does
-the work that cannot refuse a request: model validation, normalisation, deduplication key, row
-id. An event is acknowledged only after its transaction committed (`synchronous=FULL`: on disk).
-A failed batch is retried one event at a time so a poisoned row cannot fail its neighbours.
+It reads framed callbacks from a pipe, and everything that arrived while the previous commit ran
+goes into the next transaction (group commit without a batching window). A callback is appended
+to the inbox as the bytes CSS sent, with the id it is given here, and acknowledged only after its
+transaction committed (`synchronous=FULL`: on disk). A failed batch is retried one callback at a
+time so a poisoned row cannot fail its neighbours.
 
-The body crosses the pipe as the bytes CSS sent and is parsed here once more: the service had to
-parse it to authenticate it, and any way of sending the parsed object across a process boundary
-costs more than orjson parsing the bytes again.
+Between those commits it folds the inbox into events (`receiver.storage.fold`): whenever the
+service has nothing waiting, in transactions that end as soon as a callback arrives; while
+callbacks keep coming, one chunk after each commit, so the fold keeps moving without holding up
+acknowledgements. One process for both keeps one writer on the database: SQLite lets one
+transaction write at a time, and a second writing process would make acknowledgements wait
+behind a fold's transaction.
 
 It ignores SIGINT/SIGTERM: the service closes the pipe to stop it, and it then commits what it
-has, acknowledges it and exits, also when the service itself was killed.
+has, acknowledges it, folds what it can in a few seconds and exits, also when the service itself
+was killed. What is still in the inbox is folded when the service starts again.
 """
 
 from __future__ import annotations
@@ -20,35 +24,39 @@ import argparse
 import contextlib
 import logging
 import os
+import select
 import signal
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
 from receiver import logs
-from receiver.events import parse_event
-from receiver.events.decode import loads
 from receiver.storage.commit_health import CommitHealth
-from receiver.storage.dedupe import dedupe_key
+from receiver.storage.fold import CHUNK, Folder
 from receiver.storage.frames import (
     Ack,
     Committed,
     Event,
     Failed,
+    Folded,
+    FoldThrough,
     FrameBuffer,
+    KindFolded,
     OutboxMarks,
     Ready,
     Request,
     encode,
 )
 from receiver.storage.ids import EventIds
-from receiver.storage.rows import INSERT_EVENT, event_row
 
 log = logging.getLogger("receiver.storage.writer")
 
+_APPEND: Final = (
+    "INSERT INTO inbox (id, event_type, received_at, path_kind, payload) VALUES (?, ?, ?, ?, ?)"
+)
 _HEARTBEAT: Final = (
     "INSERT INTO service_state (key, value) VALUES ('heartbeat', ?)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -59,13 +67,16 @@ _MARK_PUBLISHED: Final = (
     "UPDATE events SET published_at = ?, last_error = ?, publish_attempts = publish_attempts + 1"
     " WHERE seq = ?"
 )
-# The body of the probe's row: a real kind, so the row takes the path most events take.
-_PROBE_EVENT: Final = parse_event({"event_type": 0}, 0)
-_STORED_ID: Final = "SELECT id FROM events WHERE event_type = ? AND dedupe_key = ?"
 _MARK_FAILED: Final = (
     "UPDATE events SET last_error = ?, publish_attempts = publish_attempts + 1"
     " WHERE seq = ? AND published_at IS NULL"
 )
+# Inbox rows read for one fold transaction while the service has nothing waiting.
+FOLD_BATCH: Final = 2000
+# After a fold that stopped at a row it could not store: wait, then try that row again.
+FOLD_RETRY_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
+# On shutdown, fold for at most this long (the service waits 30 s for the writer to exit).
+FOLD_AT_EXIT_SECONDS: Final = 10.0
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -89,11 +100,10 @@ def connect(path: Path) -> sqlite3.Connection:
 
 @dataclass(slots=True)
 class _Prepared:
-    """One request, ready to commit: an event row, an outbox update, or a readiness probe."""
+    """One request, ready to commit: an inbox row, an outbox update, or a readiness probe."""
 
     rid: int
-    row: tuple[Any, ...] | None = None  # the INSERT_EVENT parameters; row[0] is the id
-    schema_error: str | None = None
+    row: tuple[Any, ...] | None = None  # the _APPEND parameters; row[0] is the id
     outbox: OutboxMarks | None = None
 
     @property
@@ -104,9 +114,9 @@ class _Prepared:
 class BatchWriter:
     """Commits groups of framed requests and produces the reply frames.
 
-    It also keeps what readiness needs (`CommitHealth`): the outcome of every commit that stored
-    events, and the last event row a commit failed on, which the next probe tries again (and
-    rolls back), so a probe fails for as long as the path that failed still fails.
+    It also keeps what readiness needs (`CommitHealth`): the outcome of every commit that
+    appended callbacks, and the last inbox row a commit failed on, which the next probe tries
+    again (and rolls back), so a probe fails for as long as the path that failed still fails.
     """
 
     def __init__(self, conn: sqlite3.Connection, health: CommitHealth | None = None) -> None:
@@ -114,59 +124,51 @@ class BatchWriter:
         self._ids = EventIds()
         self._health = health if health is not None else CommitHealth()
         self._failed_row: tuple[Any, ...] | None = None
+        self.appended = 0  # callbacks committed by the last `handle`
 
     def handle(self, messages: Sequence[Request]) -> bytes:
         """Commit `messages` as one transaction (or one by one if that fails); return replies."""
-        prepared: list[_Prepared] = []
-        refused: list[bytes] = []
-        for message in messages:
-            try:
-                prepared.append(self._prepare(message))
-            except Exception as exc:  # a body the service accepted but we cannot turn into a row
-                log.exception("could not prepare a request")
-                refused.append(encode(Failed(message.rid, f"{type(exc).__name__}: {exc}")))
+        self.appended = 0
+        prepared = [self._prepare(message) for message in messages]
         if not prepared:
-            return b"".join(refused)
+            return b""
         if len(prepared) == 1:
-            return b"".join([*refused, self._commit_alone(prepared[0])])
+            return self._commit_alone(prepared[0])
         started = time.perf_counter()
         try:
-            duplicates = self._commit(prepared)
+            self._commit(prepared)
         except sqlite3.Error as exc:
             log.warning("commit of %d failed (%s); retrying one by one", len(prepared), exc)
-            return b"".join([*refused, *(self._commit_alone(item) for item in prepared)])
-        return b"".join(
-            [*refused, *self._replies(time.perf_counter() - started, prepared, duplicates)]
-        )
+            return b"".join(self._commit_alone(item) for item in prepared)
+        return b"".join(self._replies(time.perf_counter() - started, prepared))
 
     def _commit_alone(self, item: _Prepared) -> bytes:
         started = time.perf_counter()
         try:
-            duplicates = self._commit([item])
+            self._commit([item])
         except sqlite3.Error as exc:
             log.error("could not %s: %s", "store event" if item.row is not None else "commit", exc)
             self._health.failed(str(exc))
             if item.row is not None:
                 self._failed_row = item.row
             return encode(Failed(item.rid, str(exc)))
-        return b"".join(self._replies(time.perf_counter() - started, [item], duplicates))
+        return b"".join(self._replies(time.perf_counter() - started, [item]))
 
-    def _replies(
-        self, seconds: float, prepared: list[_Prepared], duplicates: dict[str, str]
-    ) -> list[bytes]:
+    def _replies(self, seconds: float, prepared: list[_Prepared]) -> list[bytes]:
         """After a commit: the health it shows, and the reply frames of its requests.
 
-        A probe that committed still fails while event commits have been failing: that is
+        A probe that committed still fails while callback commits have been failing: that is
         what readiness is for.
         """
-        events = any(item.row is not None for item in prepared)
+        appended = sum(1 for item in prepared if item.row is not None)
         probes = [item.rid for item in prepared if item.probe]
-        if events:
+        self.appended += appended
+        if appended:
             self._failed_row = None
-        if events or probes:
+        if appended or probes:
             self._health.succeeded()
         problem = self._health.problem() if probes else None
-        replies = [_committed(seconds, prepared, duplicates, failed_probes=problem is not None)]
+        replies = [_committed(seconds, prepared, failed_probes=problem is not None)]
         if problem is not None:
             replies.extend(encode(Failed(rid, problem)) for rid in probes)
         return replies
@@ -177,89 +179,44 @@ class BatchWriter:
         if not isinstance(message, Event):
             return _Prepared(message.rid)  # a probe: the heartbeat proves the commit path
         rid, event_type, received_at, path_kind, payload = message
-        body = loads(payload)  # as the service read it: integers beyond 64 bits stay exact
-        parsed = parse_event(body, event_type)
-        row = event_row(
-            self._ids.new(),
-            parsed,
-            body=body,
-            dedupe_key=dedupe_key(event_type, body),
-            payload=payload.decode(),  # valid UTF-8: the service parsed it before sending
-            received_at=received_at,
-            path_kind=path_kind,
-        )
-        return _Prepared(rid, row=row, schema_error=parsed.schema_error)
+        return _Prepared(rid, row=(self._ids.new(), event_type, received_at, path_kind, payload))
 
-    def _commit(self, prepared: list[_Prepared]) -> dict[str, str]:
-        """Commit the batch; returns {new id: stored id} for the rows that were duplicates.
-
-        A duplicate is ignored by the unique (event_type, dedupe_key) index, so its fresh id
-        was never stored: its acknowledgement names the stored event it repeats instead.
-        """
+    def _commit(self, prepared: list[_Prepared]) -> None:
         rows = [item.row for item in prepared if item.row is not None]
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            duplicates: dict[str, str] = {}
-            if rows and conn.executemany(INSERT_EVENT, rows).rowcount != len(rows):
-                duplicates = self._duplicates(rows)  # else none (the usual case): no need to look
+            if rows:
+                conn.executemany(_APPEND, rows)
             for item in prepared:
                 if item.outbox is not None:
                     conn.executemany(_MARK_PUBLISHED, item.outbox.published)
                     conn.executemany(_MARK_FAILED, item.outbox.failed)
             if any(item.probe for item in prepared):
                 conn.execute(_HEARTBEAT, (str(time.time()),))
-                self._probe_events()
+                self._probe_inbox()
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        return duplicates
 
-    def _probe_events(self) -> None:
-        """Insert an event row and roll it back: proves the events table and all its indexes
-        take a row, which a heartbeat elsewhere does not. The row is the last one a commit
-        failed on, while no event has committed since (so the probe walks the same pages that
-        failed), else a fresh one."""
-        row = self._failed_row or event_row(
-            event_id := self._ids.new(),
-            _PROBE_EVENT,
-            body={},
-            dedupe_key=f"readiness-probe:{event_id}",
-            payload="{}",
-            received_at=time.time(),
-            path_kind=None,
-        )
+    def _probe_inbox(self) -> None:
+        """Append an inbox row and roll it back: proves the inbox takes a row, which a
+        heartbeat elsewhere does not. The row is the last one a commit failed on, while no
+        callback has committed since (so the probe walks the same pages that failed), else a
+        fresh one."""
+        row = self._failed_row or (self._ids.new(), 0, time.time(), None, b"{}")
         conn = self._conn
         conn.execute("SAVEPOINT probe")
         try:
-            conn.execute(INSERT_EVENT, row)
+            conn.execute(_APPEND, row)
         finally:
             conn.execute("ROLLBACK TO probe")
             conn.execute("RELEASE probe")
 
-    def _duplicates(self, rows: list[tuple[Any, ...]]) -> dict[str, str]:
-        """{new id: stored id} for the `rows` not inserted (inside the inserting transaction)."""
-        duplicates: dict[str, str] = {}
-        for (
-            row
-        ) in rows:  # layout: receiver.storage.rows.event_row (id, event_type, kind, dedupe_key...)
-            stored = self._conn.execute(_STORED_ID, (row[1], row[3])).fetchone()
-            if stored is None:  # ignored, yet nothing has its key: never acknowledge that
-                raise sqlite3.IntegrityError(f"event {row[0]} was not stored")
-            if stored[0] != row[0]:
-                duplicates[row[0]] = stored[0]
-        return duplicates
 
-
-def _committed(
-    seconds: float,
-    prepared: list[_Prepared],
-    duplicates: dict[str, str],
-    *,
-    failed_probes: bool = False,
-) -> bytes:
+def _committed(seconds: float, prepared: list[_Prepared], *, failed_probes: bool = False) -> bytes:
     """The one reply frame of a commit: every request it carried, acknowledged (probes only if
     they are not answered with `Failed`)."""
     acks: list[Ack] = []
@@ -269,23 +226,124 @@ def _committed(
             if not (failed_probes and item.probe):
                 done.append(item.rid)
         else:
-            stored = duplicates.get(item.row[0])
-            acks.append(Ack(item.rid, stored or item.row[0], stored is None, item.schema_error))
+            acks.append(Ack(item.rid, item.row[0]))
     return encode(Committed(seconds, len(prepared), acks, done))
 
 
-def serve(conn: sqlite3.Connection, in_fd: int, out_fd: int, max_batch: int) -> None:
-    """Loop until the service closes the pipe: read what is there, commit it, reply."""
+class _Folding:
+    """When to fold, and the `FoldThrough` requests waiting for it."""
+
+    def __init__(self, folder: Folder, out_fd: int, busy_rows: int) -> None:
+        self.folder = folder
+        self._out_fd = out_fd
+        self._busy_rows = busy_rows
+        self.backlog = True  # unknown at start: look
+        self._through = 0
+        self._waiting: list[tuple[int, int]] = []
+        self._failures = 0
+        self._retry_at = 0.0
+
+    def wait_for(self, request: FoldThrough) -> None:
+        """Answer once the row is folded: now if it is, else after the fold step that does.
+
+        The request means the service saw the row in the inbox, so look even when no
+        callback arrived since the last empty look (a row written by an earlier process)."""
+        self._waiting.append((request.rid, request.seq))
+        if request.seq <= self._through:
+            self._reply(Folded(0.0, 0, self._through, [], self._settle(), None))
+        else:
+            self.backlog = True
+
+    def ready(self) -> bool:
+        return self.backlog and time.monotonic() >= self._retry_at
+
+    def timeout(self) -> float | None:
+        """How long the loop may block on the pipe: not at all while there is folding to do."""
+        if not self.backlog:
+            return None
+        return max(0.0, self._retry_at - time.monotonic())
+
+    def busy_step(self) -> None:
+        """Callbacks keep coming: fold one small step between their commits."""
+        if self._busy_rows > 0 and self.ready():
+            self.step(self._busy_rows, lambda: False)
+
+    def step(self, limit: int, stop: Callable[[], bool]) -> None:
+        result = self.folder.step(limit, stop=stop)
+        if result is None:
+            self.backlog = False
+            if self._waiting:
+                self._reply(Folded(0.0, 0, self._through, [], self._settle(), None))
+            return
+        self._through = max(self._through, result.through)
+        if result.error is not None:
+            delay = FOLD_RETRY_DELAYS[min(self._failures, len(FOLD_RETRY_DELAYS) - 1)]
+            self._failures += 1
+            self._retry_at = time.monotonic() + delay
+        else:
+            self._failures = 0
+        counts = [
+            KindFolded(kind, c.stored, c.duplicates, c.schema_errors, c.rejected)
+            for kind, c in result.counts.items()
+        ]
+        self._reply(
+            Folded(result.seconds, result.rows, self._through, counts, self._settle(), result.error)
+        )
+
+    def _settle(self) -> list[int]:
+        if not self._waiting:
+            return []
+        done = [rid for rid, seq in self._waiting if seq <= self._through or not self.backlog]
+        self._waiting = [(rid, seq) for rid, seq in self._waiting if rid not in done]
+        return done
+
+    def _reply(self, message: Folded) -> None:
+        _write_all(self._out_fd, encode(message))
+
+
+def serve(
+    conn: sqlite3.Connection,
+    in_fd: int,
+    out_fd: int,
+    max_batch: int,
+    *,
+    fold_batch: int = FOLD_BATCH,
+    fold_busy_rows: int = CHUNK,
+) -> None:
+    """Loop until the service closes the pipe: commit what arrived and reply, fold between."""
     writer = BatchWriter(conn)
+    folding = _Folding(Folder(conn), out_fd, fold_busy_rows)
     frames = FrameBuffer()
     _write_all(out_fd, encode(Ready()))
+
+    def waiting() -> bool:
+        return _readable(in_fd, 0.0)
+
     while True:
-        data = os.read(in_fd, _READ_SIZE)  # blocks until something arrived, b"" at EOF
-        if not data:
-            return
-        messages = cast(list[Request], frames.feed(data))  # the service sends only requests
-        for start in range(0, len(messages), max_batch):
-            _write_all(out_fd, writer.handle(messages[start : start + max_batch]))
+        if _readable(in_fd, folding.timeout()):
+            data = os.read(in_fd, _READ_SIZE)
+            if not data:
+                break
+            messages = cast(list[Request], frames.feed(data))  # the service sends only requests
+            commits = [m for m in messages if not isinstance(m, FoldThrough)]
+            for start in range(0, len(commits), max_batch):
+                _write_all(out_fd, writer.handle(commits[start : start + max_batch]))
+                folding.backlog |= writer.appended > 0
+            for message in messages:
+                if isinstance(message, FoldThrough):
+                    folding.wait_for(message)
+            folding.busy_step()
+        elif folding.ready():
+            folding.step(fold_batch, waiting)
+    # The service is stopping: fold what there is time for; the rest waits for the next start.
+    deadline = time.monotonic() + FOLD_AT_EXIT_SECONDS
+    while folding.backlog and time.monotonic() < deadline and folding.ready():
+        folding.step(fold_batch, lambda: time.monotonic() >= deadline)
+
+
+def _readable(fd: int, timeout: float | None) -> bool:
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -304,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-fd", type=int, required=True)
     parser.add_argument("--out-fd", type=int, required=True)
     parser.add_argument("--max-batch", type=int, default=1000)
+    parser.add_argument("--fold-batch", type=int, default=FOLD_BATCH)
+    parser.add_argument("--fold-busy-rows", type=int, default=CHUNK)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
@@ -316,7 +376,14 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot open %s for writing: %s", args.database, exc)
         return 1
     try:
-        serve(conn, args.in_fd, args.out_fd, args.max_batch)
+        serve(
+            conn,
+            args.in_fd,
+            args.out_fd,
+            args.max_batch,
+            fold_batch=args.fold_batch,
+            fold_busy_rows=args.fold_busy_rows,
+        )
     finally:
         conn.close()
     return 0

@@ -39,6 +39,7 @@ class Readiness(BaseModel):
     database: dict[str, object]
     broker: dict[str, object]
     clock: dict[str, object] | None = None
+    fold: dict[str, object] | None = None
 
 
 _READY: Final = "Each component's report; `status` is the worst of them."

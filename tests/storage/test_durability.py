@@ -18,7 +18,7 @@ from receiver.storage.context import WRITER
 from receiver.storage.migrations import load_migrations
 from receiver.storage.writer import OutboxUpdate
 from tests.conftest import ClientFactory
-from tests.support.helpers import count, payload, rows, signed
+from tests.support.helpers import API_TOKEN, count, payload, rows, signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,8 +56,11 @@ async def test_concurrent_requests_share_commits(client: Any, database: Path) ->
     assert stats.largest_batch > 1
 
 
-async def test_failed_commit_answers_503_and_spares_the_rest(client: Any, database: Path) -> None:
-    # A row the database refuses (here: a trigger) must fail alone, with 503 so CSS retries.
+async def test_an_event_the_database_refuses_is_kept_and_spares_the_rest(
+    client: Any, database: Path
+) -> None:
+    """A callback `events` refuses (here: a trigger) is acknowledged (it is on disk in the
+    inbox), kept verbatim in fold_rejects and reported; the events after it fold on."""
     conn = sqlite3.connect(database)
     conn.execute(
         "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.stream_id = 'poison'"
@@ -70,12 +73,23 @@ async def test_failed_commit_answers_503_and_spares_the_rest(client: Any, databa
     responses = await asyncio.gather(
         *(client.post("/callbacks", json=b) for b in [*good[:5], bad, *good[5:]])
     )
-    statuses = [r.status for r in responses]
-    assert statuses == [200] * 5 + [503] + [200] * 5
-    error = await responses[5].json()
-    assert error["error"] == "storage_unavailable"
+    assert [r.status for r in responses] == [200] * 11
     assert count(database) == 10
     assert all(r["stream_id"] == "test_stream" for r in rows(database))
+    conn = sqlite3.connect(database)
+    try:
+        kept = conn.execute("SELECT id, payload, error FROM fold_rejects").fetchall()
+    finally:
+        conn.close()
+    assert len(kept) == 1
+    assert kept[0][0] == responses[5].headers["X-Event-Id"]
+    assert json.loads(kept[0][1])["stream_id"] == "poison"
+    assert "disk says no" in kept[0][2]
+    ready = await (await client.get("/readyz")).json()
+    assert ready["status"] == "degraded"
+    assert ready["fold"]["rejected"] == 1 and "fold_rejects" in ready["fold"]["error"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'receiver_callbacks_total{kind="stream_begin",result="rejected"} 1.0' in metrics
 
 
 async def test_readyz_fails_when_the_database_refuses_writes(client: Any, database: Path) -> None:
@@ -206,10 +220,11 @@ async def test_outbox_updates_ride_along_with_commits(client: Any, database: Pat
     assert stored[third]["publish_attempts"] == 0
 
 
-async def test_a_duplicate_is_acknowledged_with_the_stored_events_id(
+async def test_a_duplicate_is_acknowledged_with_an_id_that_finds_the_stored_event(
     client: Any, database: Path
 ) -> None:
-    """Retries, also two in one commit, name the event they repeat, never a fresh id."""
+    """Retries, also two in one commit, are stored once; the id each was acknowledged with
+    finds the event it repeats."""
     writer = client.server.app[WRITER]
     body = json.dumps(signed(payload("screenshot_200.json"))).encode()
     first = await writer.submit(200, body, 1_700_000_000.0, None)
@@ -217,6 +232,10 @@ async def test_a_duplicate_is_acknowledged_with_the_stored_events_id(
         writer.submit(200, body, 1_700_000_001.0, None),
         writer.submit(200, body, 1_700_000_002.0, None),
     )
-    assert first.new and not again.new and not in_one_commit.new
-    assert [r["id"] for r in rows(database)] == [first.id]
-    assert again.id == in_one_commit.id == first.id
+    assert len({first, again, in_one_commit}) == 3
+    assert [r["id"] for r in rows(database)] == [first]
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    for acknowledged in (first, again, in_one_commit):
+        answer = await client.get(f"/api/events/{acknowledged}", headers=headers)
+        assert answer.status == 200, await answer.text()
+        assert (await answer.json())["id"] == first

@@ -10,8 +10,11 @@ from receiver.storage.frames import (
     Committed,
     Event,
     Failed,
+    Folded,
+    FoldThrough,
     Frame,
     FrameBuffer,
+    KindFolded,
     OutboxMarks,
     Probe,
     Ready,
@@ -27,8 +30,11 @@ def test_frames_carry_the_body_bytes_verbatim_and_their_types() -> None:
         Event(2**40, 2**31 - 1, 0.0, None, b"{}"),
         OutboxMarks(9, [(1700000001.5, None, 3), (1700000002.0, "unroutable", 4)], [("x", 5)]),
         Ready(),
-        Committed(0.002, 2, [Ack(7, "id-7", True, None), Ack(10, "id-1", False, "a: b")], [8]),
+        Committed(0.002, 2, [Ack(7, "id-7"), Ack(10, "id-1")], [8]),
         Failed(11, "disk I/O error"),
+        FoldThrough(12, 2**40),
+        Folded(0.01, 3, 99, [KindFolded("snapshot", 1, 1, 0, 1)], [12], None),
+        Folded(0, 0, 99, [], [], "database disk image is malformed"),
     ]
     stream = b"".join(encode(message) for message in sent)
     buffer = FrameBuffer()

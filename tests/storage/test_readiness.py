@@ -57,12 +57,34 @@ async def _ready(client: Any) -> tuple[int, dict[str, Any]]:
     return answer.status, report
 
 
-async def test_a_damaged_events_index_fails_callbacks_and_readiness(
+async def test_a_damaged_events_index_stops_the_fold_but_not_the_callbacks(
+    client: Any, database: Path
+) -> None:
+    """The acknowledgement needs only the inbox: with `events` damaged, callbacks are still
+    stored (in the inbox) and readiness stays 200, degraded, naming the fold's error."""
+    assert (await client.post("/callbacks", data=_screenshot(0))).status == 200
+    assert (await _ready(client))[0] == 200
+    _damage_index(database, "events_dedupe")
+    answer = await client.post("/callbacks", data=_screenshot(1))
+    assert answer.status == 200, await answer.text()
+
+    async def fold_stuck() -> bool:
+        status, report = await _ready(client)
+        assert status == 200, report
+        return "malformed" in str(report["fold"].get("error"))
+
+    await eventually_async(fold_stuck, what="readiness reports the fold's error")
+    _, report = await _ready(client)
+    assert report["status"] == "degraded" and report["database"]["writable"] is True
+    assert report["fold"]["backlog"] >= 1
+
+
+async def test_a_damaged_inbox_index_fails_callbacks_and_readiness(
     client: Any, database: Path
 ) -> None:
     assert (await client.post("/callbacks", data=_screenshot(0))).status == 200
     assert (await _ready(client))[0] == 200
-    _damage_index(database, "events_dedupe")
+    _damage_index(database, "inbox_id")
     answer = await client.post("/callbacks", data=_screenshot(1))
     assert answer.status == 503, await answer.text()
     status, report = await _ready(client)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from receiver.storage.context import WRITER
 from testbed import PAYLOADS
 
 KEY = "currentKey2024abc"
@@ -42,7 +43,9 @@ def payload_names() -> list[str]:
 
 
 def rows(database: Path, where: str = "1", params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    """Read stored events straight from the SQLite file, as an operator would."""
+    """Read stored events straight from the SQLite file, as an operator would, once every
+    acknowledged callback is folded into them (the fold runs a moment after the 200)."""
+    wait_folded(database)
     conn = sqlite3.connect(database)
     conn.row_factory = sqlite3.Row
     try:
@@ -52,6 +55,27 @@ def rows(database: Path, where: str = "1", params: tuple[Any, ...] = ()) -> list
         ).fetchall()
     finally:
         conn.close()
+
+
+def inbox_rows(database: Path) -> int:
+    """Acknowledged callbacks not folded into events yet."""
+    conn = sqlite3.connect(database)
+    try:
+        (count,) = conn.execute("SELECT count(*) FROM inbox").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a database from before the inbox (migration 0005)
+            return 0
+        raise
+    finally:
+        conn.close()
+    return int(count)
+
+
+def wait_folded(database: Path, *, within: float = 30.0) -> None:
+    """Block until the fold has emptied the inbox (its writer process works meanwhile)."""
+    eventually_sync(
+        lambda: inbox_rows(database) == 0, within=within, what="the fold emptied the inbox"
+    )
 
 
 def count(database: Path) -> int:
@@ -108,10 +132,17 @@ async def eventually_async(
 
 
 async def post(client: Any, *bodies: dict[str, Any]) -> None:
-    """Deliver signed callbacks one after another, in the order given (the arrival order)."""
+    """Deliver signed callbacks one after another, in the order given (the arrival order);
+    returns once they are folded into events (history lags the 200 by a moment)."""
     for body in bodies:
         answer = await client.post("/callbacks", json=signed(body))
         assert answer.status == 200, await answer.text()
+    await folded(client)
+
+
+async def folded(client: Any) -> None:
+    """Wait until every callback the app acknowledged so far is folded into events."""
+    await client.server.app[WRITER].fold_all()
 
 
 async def get(client: Any, url: str, status: int = 200) -> Any:

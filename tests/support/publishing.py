@@ -17,7 +17,7 @@ from receiver.outbox.publisher import Publisher
 from receiver.outbox.relay import OutboxRelay
 from receiver.storage.context import READER, WRITER
 from tests.support.amqp import Received
-from tests.support.helpers import rows
+from tests.support.helpers import folded, rows
 
 
 async def post_all(
@@ -37,6 +37,7 @@ async def post_all(
 
     statuses = await asyncio.gather(*(post(data) for data in encoded))
     assert statuses == [200] * len(bodies)
+    await folded(client)  # the relay publishes folded events only
 
 
 def relay_for(

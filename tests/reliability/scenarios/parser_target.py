@@ -23,6 +23,7 @@ from receiver.callbacks.signature import verify_signature
 from receiver.errors import AuthenticationFailed, PayloadInvalid
 from receiver.events.kinds import UNSIGNED_EVENT_TYPES
 from receiver.settings import CLOCK_SKEW_SECONDS, SIGNATURE_VALIDITY_SECONDS
+from receiver.storage.fold import Folder
 from receiver.storage.frames import Committed, Event, FrameBuffer
 from receiver.storage.migrations import load_migrations
 from receiver.storage.writer_process import BatchWriter
@@ -41,6 +42,7 @@ class ParserTarget:
             conn.executescript(migration.sql)
         self._conn = conn
         self._writer = BatchWriter(conn)
+        self._folder = Folder(conn)
         self._rid = 0
 
     def feed(self, raw: bytes) -> int:
@@ -68,10 +70,18 @@ class ParserTarget:
         replies = FrameBuffer().feed(self._writer.handle([message]))
         acks = [ack for reply in replies if isinstance(reply, Committed) for ack in reply.acks]
         assert len(acks) == 1, f"the writer refused an accepted body: {replies}"
-        _, event_id, new, _ = acks[0]
-        if new:  # a duplicate's reply names no stored row; its first copy was checked
-            (stored,) = self._conn.execute("SELECT payload FROM events WHERE id = ?", (event_id,))
+        folded = self._folder.step(10)
+        assert folded is not None and folded.error is None, f"the fold refused it: {folded}"
+        assert sum(c.rejected for c in folded.counts.values()) == 0, "the fold rejected it"
+        stored = self._conn.execute(
+            "SELECT payload FROM events WHERE id = ?", (acks[0].id,)
+        ).fetchone()
+        if stored is not None:  # else a duplicate (an alias); its first copy was checked
             assert stored[0] == text, "the stored payload is not the body"
+        else:
+            assert self._conn.execute(
+                "SELECT 1 FROM event_aliases WHERE id = ?", (acks[0].id,)
+            ).fetchone(), "an acknowledged body is neither an event nor a repeat of one"
 
 
 def _assert_genuine(body: dict[str, Any]) -> None:

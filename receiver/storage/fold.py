@@ -1,0 +1,259 @@
+"""The fold: accepted callbacks in the inbox become events, in arrival order, in large batches.
+
+The acknowledgement needs only the callback on disk (the inbox row); deduplication, model
+validation, normalised columns, the indexes of `events` and the history triggers change nothing
+in the answer, so they run here, after it. A fold transaction stores the events of a run of
+inbox rows and deletes those rows: a row is folded exactly once, whatever stops the process, and
+a fold that is rolled back is simply done again (same ids, same order, same outcome).
+
+A duplicate (its key is stored already) is not stored again; the id its callback was given at
+acknowledgement becomes an alias of the stored event, so that id still finds it.
+
+Rows are folded strictly in `seq` order: when a row cannot be stored for a reason that is not
+the row's (a disk error, a damaged index), the fold stops at it and tries again later; the rows
+after it wait, so storage order stays arrival order. A row the database refuses for itself (a
+constraint or trigger: `sqlite3.IntegrityError`) would stop the fold for ever, so it is moved,
+verbatim, to `fold_rejects` and reported, and the fold goes on. A body that cannot be parsed or
+normalised (the service checked it, so this means a bug) is still stored, verbatim, with the
+error in `schema_error`: never dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
+
+from receiver.events import Normalised, ParsedEvent, parse_event
+from receiver.events.decode import loads
+from receiver.events.kinds import kind_of
+from receiver.logs import printable
+from receiver.storage.dedupe import VERSION, dedupe_key
+from receiver.storage.rows import INSERT_EVENT, event_row
+
+log = logging.getLogger("receiver.storage.fold")
+
+_NEXT: Final = (
+    "SELECT seq, id, event_type, received_at, path_kind, payload FROM inbox ORDER BY seq LIMIT ?"
+)
+_DELETE: Final = "DELETE FROM inbox WHERE seq <= ?"
+_ALIAS: Final = "INSERT OR IGNORE INTO event_aliases (id, event_id) VALUES (?, ?)"
+_STORED_ID: Final = "SELECT id FROM events WHERE event_type = ? AND dedupe_key = ?"
+_REJECT: Final = (
+    "INSERT INTO fold_rejects (seq, id, event_type, received_at, path_kind, payload, error,"
+    " rejected_at) SELECT seq, id, event_type, received_at, path_kind, payload, ?, ?"
+    " FROM inbox WHERE seq = ?"
+)
+_DELETE_ONE: Final = "DELETE FROM inbox WHERE seq = ?"
+# Rows stored between two looks at the service's pipe, when the service is waiting.
+CHUNK: Final = 32
+_EMPTY: Final = Normalised(None, None, None, None, None)
+
+
+class InboxRow(NamedTuple):
+    seq: int
+    id: str
+    event_type: int
+    received_at: float
+    path_kind: str | None
+    payload: bytes
+
+
+@dataclass(slots=True)
+class KindCounts:
+    stored: int = 0
+    duplicates: int = 0
+    schema_errors: int = 0
+    rejected: int = 0
+
+
+@dataclass(slots=True)
+class FoldResult:
+    """One fold transaction: how many inbox rows, up to which `seq`, and what they became."""
+
+    rows: int
+    through: int
+    seconds: float
+    counts: dict[str, KindCounts] = field(default_factory=dict)
+    error: str | None = None  # the fold stopped at a row it could not store
+
+    @property
+    def stored(self) -> int:
+        return sum(c.stored for c in self.counts.values())
+
+
+class Folder:
+    """Folds the inbox of one writer connection (the writer process's own)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def backlog(self) -> int:
+        """Inbox rows not folded yet."""
+        (count,) = self._conn.execute("SELECT count(*) FROM inbox").fetchone()
+        return int(count)
+
+    def step(self, limit: int, *, stop: Callable[[], bool] = lambda: False) -> FoldResult | None:
+        """Fold up to `limit` of the oldest inbox rows in one transaction; None when empty.
+
+        `stop` is asked between chunks of `CHUNK` rows: the writer folds while the service has
+        nothing for it and commits as soon as a callback is waiting, so a long fold never holds
+        up an acknowledgement for more than one chunk.
+        """
+        rows = [InboxRow(*r) for r in self._conn.execute(_NEXT, (limit,)).fetchall()]
+        if not rows:
+            return None
+        started = time.perf_counter()
+        counts: dict[str, KindCounts] = {}
+        try:
+            done = self._fold(rows, counts, stop)
+        except sqlite3.Error as exc:
+            if len(rows) > 1:
+                log.warning("fold of %d rows failed (%s); folding one at a time", len(rows), exc)
+            return self._one_by_one(rows, started)
+        return FoldResult(done, rows[done - 1].seq, time.perf_counter() - started, counts)
+
+    def _one_by_one(self, rows: list[InboxRow], started: float) -> FoldResult:
+        """After a failed batch: fold rows singly, in order, up to the first that fails."""
+        counts: dict[str, KindCounts] = {}
+        folded, through = 0, rows[0].seq - 1
+        for row in rows:
+            single: dict[str, KindCounts] = {}
+            try:
+                self._fold([row], single, lambda: False)
+            except sqlite3.IntegrityError as exc:
+                log.error("the database refuses event %s (%s); kept in fold_rejects", row.id, exc)
+                try:
+                    self._reject(row, str(exc))
+                except sqlite3.Error as again:
+                    return FoldResult(
+                        folded, through, time.perf_counter() - started, counts, str(again)
+                    )
+                single = {kind_of(row.event_type): KindCounts(rejected=1)}
+            except sqlite3.Error as exc:
+                log.error("could not fold inbox row %d (event %s): %s", row.seq, row.id, exc)
+                return FoldResult(folded, through, time.perf_counter() - started, counts, str(exc))
+            folded, through = folded + 1, row.seq
+            for kind, c in single.items():
+                total = counts.setdefault(kind, KindCounts())
+                total.stored += c.stored
+                total.duplicates += c.duplicates
+                total.schema_errors += c.schema_errors
+                total.rejected += c.rejected
+        return FoldResult(folded, through, time.perf_counter() - started, counts)
+
+    def _reject(self, row: InboxRow, error: str) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_REJECT, (error, time.time(), row.seq))
+            conn.execute(_DELETE_ONE, (row.seq,))
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _fold(
+        self, rows: list[InboxRow], counts: dict[str, KindCounts], stop: Callable[[], bool]
+    ) -> int:
+        """Store the events of `rows` (chunk by chunk until `stop()`), delete what was folded,
+        commit; returns how many rows were folded. Fills `counts` only once committed."""
+        conn = self._conn
+        pending: dict[str, KindCounts] = {}
+        # Not synchronous: the inbox rows are on disk, so a fold lost with the power is done
+        # again; and the next acknowledged commit syncs the log, this fold's pages included.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            self._transaction(rows, pending, stop)
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
+        counts.update(pending)
+        return sum(c.stored + c.duplicates for c in pending.values())
+
+    def _transaction(
+        self, rows: list[InboxRow], pending: dict[str, KindCounts], stop: Callable[[], bool]
+    ) -> None:
+        conn = self._conn
+        done = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            while done < len(rows):
+                chunk = rows[done : done + CHUNK]
+                prepared = [_prepare(row) for row in chunk]
+                events = [event for event, _ in prepared]
+                inserted = conn.executemany(INSERT_EVENT, events).rowcount
+                duplicates = self._duplicates(events) if inserted != len(events) else {}
+                if duplicates:
+                    conn.executemany(_ALIAS, list(duplicates.items()))
+                for event, schema_error in prepared:
+                    c = pending.setdefault(event[2], KindCounts())
+                    if event[0] in duplicates:
+                        c.duplicates += 1
+                    else:
+                        c.stored += 1
+                    c.schema_errors += schema_error is not None
+                done += len(chunk)
+                if stop():
+                    break
+            conn.execute(_DELETE, (rows[done - 1].seq,))
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _duplicates(self, events: list[tuple[Any, ...]]) -> dict[str, str]:
+        """{acknowledged id: stored id} for the `events` not inserted (same transaction)."""
+        duplicates: dict[str, str] = {}
+        for event in events:  # layout: receiver.storage.rows.event_row (id, event_type, kind, key)
+            stored = self._conn.execute(_STORED_ID, (event[1], event[3])).fetchone()
+            if stored is None:  # ignored, yet nothing has its key: never fold that away
+                raise sqlite3.IntegrityError(f"event {event[0]} was not stored")
+            if stored[0] != event[0]:
+                duplicates[event[0]] = stored[0]
+        return duplicates
+
+
+def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
+    """The `INSERT_EVENT` row of an inbox row, and its schema error."""
+    try:
+        body = loads(row.payload)  # as the service read it: integers beyond 64 bits stay exact
+        parsed = parse_event(body, row.event_type)
+        if parsed.schema_error is not None:
+            log.warning(
+                "stored %s event not fitting its model: %s",
+                kind_of(row.event_type),
+                printable(parsed.schema_error),
+            )
+        event = event_row(
+            row.id,
+            parsed,
+            body=body,
+            dedupe_key=dedupe_key(row.event_type, body),
+            payload=row.payload.decode(),  # valid UTF-8: the service parsed it
+            received_at=row.received_at,
+            path_kind=row.path_kind,
+        )
+        return event, parsed.schema_error
+    except Exception as exc:  # a bug, never a reason to lose the callback
+        log.exception("could not fold event %s; storing it verbatim", row.id)
+        error = f"not folded: {type(exc).__name__}: {exc}"
+        parsed = ParsedEvent(row.event_type, _EMPTY, None, error)
+        key = f"{VERSION}r:{hashlib.sha256(row.payload).hexdigest()}"
+        text = row.payload.decode("utf-8", "backslashreplace")
+        event = event_row(
+            row.id,
+            parsed,
+            body={},
+            dedupe_key=key,
+            payload=text,
+            received_at=row.received_at,
+            path_kind=row.path_kind,
+        )
+        return event, error

@@ -1,0 +1,51 @@
+"""Reading the inbox: how far the fold is behind, and a callback not folded yet.
+
+Reads go through a WAL reader connection, never the writer. The writer's own statements (append,
+fold) live with it (`receiver.storage.writer_process`, `receiver.storage.fold`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import aiosqlite
+
+_BACKLOG: Final = "SELECT count(*) FROM inbox"
+_OLDEST: Final = "SELECT received_at FROM inbox ORDER BY seq LIMIT 1"
+_BY_ID: Final = "SELECT seq FROM inbox WHERE id = ?"
+_REJECTED: Final = "SELECT count(*) FROM fold_rejects"
+
+
+@dataclass(frozen=True, slots=True)
+class FoldBacklog:
+    count: int
+    oldest_received_at: float | None
+    rejected: int = 0  # callbacks the database refused to store as events (fold_rejects)
+
+    def oldest_age(self, now: float) -> float | None:
+        if self.oldest_received_at is None:
+            return None
+        return max(0.0, now - self.oldest_received_at)
+
+
+async def fold_backlog(conn: aiosqlite.Connection) -> FoldBacklog:
+    """How many acknowledged callbacks wait for the fold, when the oldest arrived, and how
+    many the database refused."""
+    async with conn.execute(_REJECTED) as cursor:
+        refused = await cursor.fetchone()
+    rejected = int(refused[0]) if refused is not None else 0
+    async with conn.execute(_OLDEST) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return FoldBacklog(0, None, rejected)
+    async with conn.execute(_BACKLOG) as cursor:
+        counted = await cursor.fetchone()
+    return FoldBacklog(int(counted[0]) if counted is not None else 0, float(row[0]), rejected)
+
+
+async def unfolded_seq(conn: aiosqlite.Connection, event_id: str) -> int | None:
+    """The inbox position of an acknowledged callback not folded yet; None if not there."""
+    async with conn.execute(_BY_ID, (event_id,)) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None else None

@@ -1,0 +1,136 @@
+"""The fold: every acknowledged callback becomes an event exactly once, in arrival order, even
+when the writer dies mid-fold; an acknowledged id is never a 404; the lag is visible."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from receiver.app import create_app
+from receiver.storage.context import WRITER
+from receiver.storage.ids import EventIds
+from tests.conftest import ClientFactory
+from tests.storage.test_readiness import _damage_index
+from tests.support.helpers import (
+    API_TOKEN,
+    eventually,
+    eventually_async,
+    inbox_rows,
+    payload,
+    rows,
+    signed,
+)
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def _append(database: Path, bodies: list[dict[str, Any]]) -> list[str]:
+    """Write acknowledged callbacks into the inbox as the writer does; returns their ids."""
+    ids = EventIds()
+    made = [
+        (ids.new(), 200, 1_700_000_000.0 + n, None, json.dumps(b).encode())
+        for n, b in enumerate(bodies)
+    ]
+    conn = sqlite3.connect(database)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT INTO inbox (id, event_type, received_at, path_kind, payload)"
+                " VALUES (?, ?, ?, ?, ?)",
+                made,
+            )
+    finally:
+        conn.close()
+    return [row[0] for row in made]
+
+
+def _screenshots(n: int, tag: str = "") -> list[dict[str, Any]]:
+    return [
+        signed({**payload("screenshot_200.json"), "pic_url": f"/p/{tag}{i}.jpg"}) for i in range(n)
+    ]
+
+
+async def test_a_writer_killed_mid_fold_folds_every_row_exactly_once(
+    aiohttp_client: ClientFactory, make_settings: Any, database: Path
+) -> None:
+    first = await aiohttp_client(create_app(make_settings()))
+    await first.close()  # a migrated database, no service on it
+    total = 20_000
+    ids = _append(database, _screenshots(total))
+
+    app = create_app(make_settings())
+    await aiohttp_client(app)
+    writer = app[WRITER]
+
+    def mid_fold() -> bool:
+        left = inbox_rows(database)
+        return 0 < left < total
+
+    await eventually(mid_fold, within=60, what="the fold has begun")
+    assert writer.pid is not None
+    os.kill(writer.pid, signal.SIGKILL)
+    await writer.wait_restarted()
+
+    stored = rows(database)  # waits until the inbox is empty
+    assert [r["id"] for r in stored] == ids  # each once, in arrival order
+    assert len({r["dedupe_key"] for r in stored}) == total
+    assert inbox_rows(database) == 0
+
+
+async def test_an_acknowledged_id_not_folded_yet_is_folded_on_demand(
+    client: Any, database: Path
+) -> None:
+    # The writer is idle and believes the inbox empty; the row appears behind its back.
+    assert (await client.post("/callbacks", json=_screenshots(1, "a")[0])).status == 200
+    rows(database)
+    (event_id,) = _append(database, _screenshots(1, "b"))
+    assert inbox_rows(database) == 1
+    answer = await client.get(f"/api/events/{event_id}", headers=AUTH)
+    assert answer.status == 200, await answer.text()
+    event = await answer.json()
+    assert event["id"] == event_id and event["payload"]["pic_url"] == "/p/b0.jpg"
+    assert inbox_rows(database) == 0
+
+
+async def test_an_id_the_fold_cannot_reach_yet_is_pending_never_404(
+    client: Any, database: Path
+) -> None:
+    assert (await client.post("/callbacks", json=_screenshots(1, "a")[0])).status == 200
+    rows(database)
+    _damage_index(database, "events_dedupe")
+    answer = await client.post("/callbacks", json=_screenshots(1, "b")[0])
+    assert answer.status == 200
+    event_id = answer.headers["X-Event-Id"]
+
+    pending = await client.get(f"/api/events/{event_id}", headers=AUTH)
+    assert pending.status == 202, await pending.text()
+    assert pending.headers["Retry-After"] == "1"
+    body = await pending.json()
+    assert body["id"] == event_id and body["status"] == "pending"
+
+    unknown = await client.get("/api/events/01a25000-0000-7000-8000-000000000000", headers=AUTH)
+    assert unknown.status == 404
+
+    ready = await (await client.get("/readyz")).json()
+    assert ready["fold"]["backlog"] == 1
+    assert ready["fold"]["oldest_unfolded_age_seconds"] >= 0
+    metrics = await (await client.get("/metrics")).text()
+    assert "receiver_fold_backlog 1.0" in metrics
+
+
+async def test_readiness_and_metrics_show_the_fold_caught_up(client: Any, database: Path) -> None:
+    for body in _screenshots(5):
+        assert (await client.post("/callbacks", json=body)).status == 200
+    rows(database)
+    ready = await (await client.get("/readyz")).json()
+    assert ready["fold"] == {"backlog": 0, "oldest_unfolded_age_seconds": None, "rejected": 0}
+
+    async def counted() -> bool:
+        metrics = await (await client.get("/metrics")).text()
+        return 'receiver_callbacks_total{kind="snapshot",result="stored"} 5.0' in metrics
+
+    await eventually_async(counted, what="the fold's counts reach the metrics")
