@@ -131,10 +131,12 @@ class Settings(BaseSettings):
     )
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     writer_max_batch: int = Field(default=1000, ge=1, le=100_000)
-    # The fold (inbox rows into events): rows per transaction while idle, and rows folded after
-    # each acknowledged commit while callbacks keep coming (0: fold only when idle).
+    # The fold (inbox rows into events): rows per transaction in a pause; past the lag, rows
+    # folded after each acknowledged commit while callbacks keep coming (0: only in pauses).
     fold_batch: int = Field(default=2000, ge=1, le=100_000)
     fold_busy_rows: int = Field(default=32, ge=0, le=100_000)
+    fold_max_lag_seconds: float = Field(default=1.0, gt=0, le=3600)
+    fold_pause_seconds: float = Field(default=0.005, ge=0, le=60)
     log_level: str = "INFO"
 
     # Publishing (the outbox relay). No URL: publishing is off and events wait in the outbox.

@@ -98,6 +98,8 @@ async def _writing(app: web.Application) -> AsyncIterator[None]:
         on_fold=lambda folded: observe_fold(metrics, folded),
         fold_batch=settings.fold_batch,
         fold_busy_rows=settings.fold_busy_rows,
+        fold_max_lag=settings.fold_max_lag_seconds,
+        fold_pause=settings.fold_pause_seconds,
     )
     monitor: asyncio.Task[None] | None = None
     try:

@@ -110,6 +110,8 @@ class EventWriter:
         on_fold: FoldObserver | None = None,
         fold_batch: int | None = None,
         fold_busy_rows: int | None = None,
+        fold_max_lag: float | None = None,
+        fold_pause: float | None = None,
     ) -> None:
         self._database = database
         self._max_batch = max_batch
@@ -122,6 +124,10 @@ class EventWriter:
             self._fold_options += ["--fold-batch", str(fold_batch)]
         if fold_busy_rows is not None:
             self._fold_options += ["--fold-busy-rows", str(fold_busy_rows)]
+        if fold_max_lag is not None:
+            self._fold_options += ["--fold-max-lag", str(fold_max_lag)]
+        if fold_pause is not None:
+            self._fold_options += ["--fold-pause", str(fold_pause)]
         # The last fold's error while the fold is stuck on a row (None once it moves again).
         self.fold_error: str | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}

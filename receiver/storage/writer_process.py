@@ -6,12 +6,11 @@ to the inbox as the bytes CSS sent, with the id it is given here, and acknowledg
 transaction committed (`synchronous=FULL`: on disk). A failed batch is retried one callback at a
 time so a poisoned row cannot fail its neighbours.
 
-Between those commits it folds the inbox into events (`receiver.storage.fold`): whenever the
-service has nothing waiting, in transactions that end as soon as a callback arrives; while
-callbacks keep coming, one chunk after each commit, so the fold keeps moving without holding up
-acknowledgements. One process for both keeps one writer on the database: SQLite lets one
-transaction write at a time, and a second writing process would make acknowledgements wait
-behind a fold's transaction.
+Between those commits it folds the inbox into events (`receiver.storage.fold`): in the pauses
+between callbacks, in transactions that end as soon as one arrives, and, when callbacks keep
+coming so long that history would lag more than a second, a chunk after each commit. One
+process for both keeps one writer on the database: SQLite lets one transaction write at a time,
+and a second writing process would make acknowledgements wait behind a fold's transaction.
 
 It ignores SIGINT/SIGTERM: the service closes the pipe to stop it, and it then commits what it
 has, acknowledges it, folds what it can in a few seconds and exits, also when the service itself
@@ -28,6 +27,7 @@ import select
 import signal
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +73,10 @@ _MARK_FAILED: Final = (
 )
 # Inbox rows read for one fold transaction while the service has nothing waiting.
 FOLD_BATCH: Final = 2000
+# A pause in the callbacks this long lets the fold run (it stops when the next one arrives).
+FOLD_PAUSE_SECONDS: Final = 0.005
+# Beyond this age of the oldest unfolded callback, fold between commits even under load.
+FOLD_MAX_LAG_SECONDS: Final = 1.0
 # After a fold that stopped at a row it could not store: wait, then try that row again.
 FOLD_RETRY_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
 # On shutdown, fold for at most this long (the service waits 30 s for the writer to exit).
@@ -231,17 +235,38 @@ def _committed(seconds: float, prepared: list[_Prepared], *, failed_probes: bool
 
 
 class _Folding:
-    """When to fold, and the `FoldThrough` requests waiting for it."""
+    """When to fold, and the `FoldThrough` requests waiting for it.
 
-    def __init__(self, folder: Folder, out_fd: int, busy_rows: int) -> None:
+    The fold waits for a pause: it runs once no callback has arrived for `pause` seconds,
+    and stops as soon as one does. A burst therefore leaves its folding for afterwards, and
+    the cores go to answering it. If callbacks never pause long enough, the oldest unfolded
+    one grows old: past `max_lag` seconds, `busy_rows` rows are folded after every commit, so
+    history never falls behind by much more than that.
+    """
+
+    def __init__(
+        self, folder: Folder, out_fd: int, *, busy_rows: int, max_lag: float, pause: float
+    ) -> None:
         self.folder = folder
+        self._pause = pause
         self._out_fd = out_fd
         self._busy_rows = busy_rows
+        self._max_lag = max_lag
         self.backlog = True  # unknown at start: look
         self._through = 0
         self._waiting: list[tuple[int, int]] = []
         self._failures = 0
         self._retry_at = 0.0
+        # (when, callbacks appended so far) per commit, while some of them are not folded.
+        self._arrivals: deque[tuple[float, int]] = deque()
+        self._appended = 0
+        self._folded = 0
+
+    def appended(self, count: int) -> None:
+        if count:
+            self.backlog = True
+            self._appended += count
+            self._arrivals.append((time.monotonic(), self._appended))
 
     def wait_for(self, request: FoldThrough) -> None:
         """Answer once the row is folded: now if it is, else after the fold step that does.
@@ -258,24 +283,37 @@ class _Folding:
         return self.backlog and time.monotonic() >= self._retry_at
 
     def timeout(self) -> float | None:
-        """How long the loop may block on the pipe: not at all while there is folding to do."""
+        """How long the loop may block on the pipe before folding: until a pause is long
+        enough (or a failed row's retry is due); for ever when there is nothing to fold."""
         if not self.backlog:
             return None
-        return max(0.0, self._retry_at - time.monotonic())
+        pause = 0.0 if self._waiting else self._pause
+        return max(pause, self._retry_at - time.monotonic())
+
+    def lagging(self) -> bool:
+        """Whether the oldest unfolded callback of this process is older than `max_lag`."""
+        arrivals = self._arrivals
+        while arrivals and arrivals[0][1] <= self._folded:
+            arrivals.popleft()
+        return bool(arrivals) and time.monotonic() - arrivals[0][0] >= self._max_lag
 
     def busy_step(self) -> None:
-        """Callbacks keep coming: fold one small step between their commits."""
-        if self._busy_rows > 0 and self.ready():
+        """Callbacks keep coming: fold a small step between their commits, if history lags
+        too far behind (or someone waits for a row)."""
+        if self._busy_rows > 0 and self.ready() and (self._waiting or self.lagging()):
             self.step(self._busy_rows, lambda: False)
 
     def step(self, limit: int, stop: Callable[[], bool]) -> None:
         result = self.folder.step(limit, stop=stop)
         if result is None:
             self.backlog = False
+            self._arrivals.clear()
+            self._folded = self._appended
             if self._waiting:
                 self._reply(Folded(0.0, 0, self._through, [], self._settle(), None))
             return
         self._through = max(self._through, result.through)
+        self._folded += result.rows
         if result.error is not None:
             delay = FOLD_RETRY_DELAYS[min(self._failures, len(FOLD_RETRY_DELAYS) - 1)]
             self._failures += 1
@@ -309,10 +347,14 @@ def serve(
     *,
     fold_batch: int = FOLD_BATCH,
     fold_busy_rows: int = CHUNK,
+    fold_max_lag: float = FOLD_MAX_LAG_SECONDS,
+    fold_pause: float = FOLD_PAUSE_SECONDS,
 ) -> None:
     """Loop until the service closes the pipe: commit what arrived and reply, fold between."""
     writer = BatchWriter(conn)
-    folding = _Folding(Folder(conn), out_fd, fold_busy_rows)
+    folding = _Folding(
+        Folder(conn), out_fd, busy_rows=fold_busy_rows, max_lag=fold_max_lag, pause=fold_pause
+    )
     frames = FrameBuffer()
     _write_all(out_fd, encode(Ready()))
 
@@ -328,7 +370,7 @@ def serve(
             commits = [m for m in messages if not isinstance(m, FoldThrough)]
             for start in range(0, len(commits), max_batch):
                 _write_all(out_fd, writer.handle(commits[start : start + max_batch]))
-                folding.backlog |= writer.appended > 0
+                folding.appended(writer.appended)
             for message in messages:
                 if isinstance(message, FoldThrough):
                     folding.wait_for(message)
@@ -364,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=1000)
     parser.add_argument("--fold-batch", type=int, default=FOLD_BATCH)
     parser.add_argument("--fold-busy-rows", type=int, default=CHUNK)
+    parser.add_argument("--fold-max-lag", type=float, default=FOLD_MAX_LAG_SECONDS)
+    parser.add_argument("--fold-pause", type=float, default=FOLD_PAUSE_SECONDS)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
@@ -383,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
             args.max_batch,
             fold_batch=args.fold_batch,
             fold_busy_rows=args.fold_busy_rows,
+            fold_max_lag=args.fold_max_lag,
+            fold_pause=args.fold_pause,
         )
     finally:
         conn.close()

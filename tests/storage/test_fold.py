@@ -3,6 +3,7 @@ when the writer dies mid-fold; an acknowledged id is never a 404; the lag is vis
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -134,3 +135,37 @@ async def test_readiness_and_metrics_show_the_fold_caught_up(client: Any, databa
         return 'receiver_callbacks_total{kind="snapshot",result="stored"} 5.0' in metrics
 
     await eventually_async(counted, what="the fold's counts reach the metrics")
+
+
+async def test_callbacks_without_a_pause_still_fold_within_the_lag(
+    aiohttp_client: ClientFactory, make_settings: Any, database: Path
+) -> None:
+    """The fold waits for a pause, but not for ever: under a steady stream of callbacks with no
+    pause long enough (here: none is, at 60 s), history still moves once it lags
+    `fold_max_lag_seconds`."""
+    settings = make_settings(fold_max_lag_seconds=0.2, fold_pause_seconds=60)
+    client = await aiohttp_client(create_app(settings))
+    bodies = iter(_screenshots(20_000))
+    sending = True
+
+    async def sender() -> None:
+        while sending:
+            body = next(bodies, None)
+            if body is None:
+                return
+            assert (await client.post("/callbacks", json=body)).status == 200
+
+    def stored() -> int:
+        conn = sqlite3.connect(database)
+        try:
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+
+    senders = [asyncio.create_task(sender()) for _ in range(16)]
+    try:
+        await eventually(lambda: stored() > 0, within=20, what="folding under steady load")
+        assert not any(task.done() for task in senders), "the stream ended before any fold"
+    finally:
+        sending = False
+        await asyncio.gather(*senders)
