@@ -18,7 +18,7 @@ from receiver.storage.context import WRITER
 from receiver.storage.migrations import load_migrations
 from receiver.storage.writer import OutboxUpdate
 from tests.conftest import ClientFactory
-from tests.support.helpers import API_TOKEN, count, payload, rows, signed
+from tests.support.helpers import API_TOKEN, count, eventually, payload, rows, signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ async def test_concurrent_requests_share_commits(client: Any, database: Path) ->
     assert [r.status for r in responses] == [200] * n
     assert count(database) == n
     stats = client.server.app[WRITER].stats
-    assert stats.rows_inserted == n
+    await eventually(lambda: stats.rows_inserted == n, what="every fold reported")
     assert stats.transactions < n / 2, stats
     assert stats.largest_batch > 1
 

@@ -71,6 +71,17 @@ def inbox_rows(database: Path) -> int:
     return int(count)
 
 
+def kept_payloads(database: Path) -> list[str]:
+    """Every acknowledged body in the file, folded or not (no service needed: a copy)."""
+    conn = sqlite3.connect(database)
+    try:
+        folded = [row[0] for row in conn.execute("SELECT payload FROM events ORDER BY seq")]
+        waiting = [bytes(row[0]).decode() for row in conn.execute("SELECT payload FROM inbox")]
+    finally:
+        conn.close()
+    return folded + waiting
+
+
 def wait_folded(database: Path, *, within: float = 30.0) -> None:
     """Block until the fold has emptied the inbox (its writer process works meanwhile)."""
     eventually_sync(
