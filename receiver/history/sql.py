@@ -6,7 +6,7 @@ last key served, so events stored while a client pages neither repeat nor push r
 view. Each query names its index explicitly (`INDEXED BY`): the plan does not depend on
 statistics SQLite may not have, and a missing index is an error instead of a silent table scan.
 The SQL builders are pure functions, so the benchmark and the tests can EXPLAIN what the
-routes run.
+routes run; `*_by_*_sql` fetch a page's rows by key, the benchmark's baseline.
 """
 
 from __future__ import annotations
@@ -178,6 +178,17 @@ async def list_events(
     return Page([event_from_row(row) for row in shown], more)
 
 
+def events_by_seq_sql(seqs: Sequence[int], desc: bool) -> Sql:
+    """The events with these storage positions, in page order: what a page costs once its rows
+    are known (the benchmark's baseline for every event listing)."""
+    marks = ", ".join("?" for _ in seqs)
+    direction = "DESC" if desc else "ASC"
+    return Sql(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({marks}) ORDER BY seq {direction}",
+        tuple(seqs),
+    )
+
+
 async def get_event(conn: aiosqlite.Connection, event_id: str) -> Event:
     rows = await conn.execute_fetchall(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?",
@@ -212,6 +223,7 @@ def event_from_row(row: Any) -> Event:
 
 # --- streams ----------------------------------------------------------------------------------
 
+# Every column of a stream as listed; the joins it needs are `_STREAM_JOINS`.
 _STREAM_COLUMNS: Final = (
     "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.open_sessions, s.last_begin,"
     " s.last_end, le.payload AS end_payload, p.sequence AS current_sequence,"
@@ -219,6 +231,10 @@ _STREAM_COLUMNS: Final = (
     "   'kinds', json_group_object(k.kind, k.events)) FROM stream_kinds AS k"
     "  WHERE k.domain = s.domain AND k.app_name = s.app_name AND k.stream_id = s.stream_id)"
     " AS counts"
+)
+_STREAM_JOINS: Final = (
+    " LEFT JOIN push_sessions AS p ON p.id = s.current_session"
+    " LEFT JOIN events AS le ON le.seq = s.last_end_seq"
 )
 
 
@@ -246,22 +262,32 @@ def streams_page_sql(query: StreamQuery, after: int | None) -> Sql:
     filters = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     direction = "DESC" if desc else "ASC"
     text = (
-        f"SELECT {_STREAM_COLUMNS} FROM streams AS s{indexed}"
-        f" LEFT JOIN push_sessions AS p ON p.id = s.current_session"
-        f" LEFT JOIN events AS le ON le.seq = s.last_end_seq{filters}"
+        f"SELECT {_STREAM_COLUMNS} FROM streams AS s{indexed}{_STREAM_JOINS}{filters}"
         f" ORDER BY s.id {direction} LIMIT ?"
     )
     return Sql(text, (*params, query.limit + 1))
+
+
+def streams_by_id_sql(ids: Sequence[int], desc: bool) -> Sql:
+    """These streams, as a page lists them, by primary key (the benchmark's baseline)."""
+    marks = ", ".join("?" for _ in ids)
+    direction = "DESC" if desc else "ASC"
+    text = (
+        f"SELECT {_STREAM_COLUMNS} FROM streams AS s{_STREAM_JOINS}"
+        f" WHERE s.id IN ({marks}) ORDER BY s.id {direction}"
+    )
+    return Sql(text, tuple(ids))
 
 
 async def list_streams(
     conn: aiosqlite.Connection, query: StreamQuery, after: int | None = None
 ) -> Page[Stream]:
     shown, more = await _page(conn, streams_page_sql(query, after), query.limit, "id")
-    return Page([_stream(row) for row in shown], more)
+    return Page([stream_from_row(row) for row in shown], more)
 
 
-def _stream(row: Any) -> Stream:
+def stream_from_row(row: Any) -> Stream:
+    """A `Stream` from a row selected by `streams_page_sql` or `streams_by_id_sql`."""
     counts = orjson.loads(row["counts"])
     end = EndFacts.of(row["end_payload"])
     return Stream(
@@ -319,6 +345,21 @@ async def find_stream(
     return StreamKey(row["id"], row["domain"], row["app_name"], row["stream_id"])
 
 
+# Every column of a session as listed, with the start of the session after it (its window's
+# end); the joins it needs are `_SESSION_JOINS`.
+_SESSION_COLUMNS: Final = (
+    "p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
+    " p.push_duration_ms, p.started_at, b.id AS begin_event_id, e.id AS end_event_id,"
+    " e.payload AS end_payload,"
+    " (SELECT n.started_at FROM push_sessions AS n INDEXED BY push_sessions_recent"
+    "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
+    "  ORDER BY n.started_at, n.id LIMIT 1) AS next_started_at"
+)
+_SESSION_JOINS: Final = (
+    " LEFT JOIN events AS b ON b.seq = p.begin_seq LEFT JOIN events AS e ON e.seq = p.end_seq"
+)
+
+
 def sessions_page_sql(stream: int, desc: bool, limit: int, after: tuple[float, int] | None) -> Sql:
     """A page of push sessions, newest first, each with the start of the session after it."""
     condition = ""
@@ -330,19 +371,23 @@ def sessions_page_sql(stream: int, desc: bool, limit: int, after: tuple[float, i
         params.extend(after)
     direction = "DESC" if desc else "ASC"
     text = (
-        "SELECT p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
-        " p.push_duration_ms, p.started_at, b.id AS begin_event_id, e.id AS end_event_id,"
-        " e.payload AS end_payload,"
-        " (SELECT n.started_at FROM push_sessions AS n INDEXED BY push_sessions_recent"
-        "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
-        "  ORDER BY n.started_at, n.id LIMIT 1) AS next_started_at"
-        " FROM push_sessions AS p INDEXED BY push_sessions_recent"
-        " LEFT JOIN events AS b ON b.seq = p.begin_seq"
-        " LEFT JOIN events AS e ON e.seq = p.end_seq"
+        f"SELECT {_SESSION_COLUMNS}"
+        f" FROM push_sessions AS p INDEXED BY push_sessions_recent{_SESSION_JOINS}"
         f" WHERE p.stream = ?{condition}"
         f" ORDER BY p.started_at {direction}, p.id {direction} LIMIT ?"
     )
     return Sql(text, (*params, limit + 1))
+
+
+def sessions_by_id_sql(ids: Sequence[int], desc: bool) -> Sql:
+    """These sessions, as a page lists them, by primary key (the benchmark's baseline)."""
+    marks = ", ".join("?" for _ in ids)
+    direction = "DESC" if desc else "ASC"
+    text = (
+        f"SELECT {_SESSION_COLUMNS} FROM push_sessions AS p{_SESSION_JOINS}"
+        f" WHERE p.id IN ({marks}) ORDER BY p.started_at {direction}, p.id {direction}"
+    )
+    return Sql(text, tuple(ids))
 
 
 def session_items_sql(
@@ -390,26 +435,37 @@ async def list_sessions(
     desc = query.order == "desc"
     sql = sessions_page_sql(stream.id, desc, query.limit, after)
     shown, more = await _page(conn, sql, query.limit, "started_at", "id")
-    windows = [
+    items: list[Any] = []
+    if shown:
+        items_sql = session_items_sql(stream, session_windows(shown), query.items)
+        items = list(await conn.execute_fetchall(items_sql.text, items_sql.params))
+    return Page(sessions_from_rows(shown, items, query.items), more)
+
+
+def session_windows(rows: Sequence[Any]) -> list[tuple[int, float, float]]:
+    """(session id, start, next session's start) of session rows: what each session holds."""
+    return [
         (
             r["id"],
             r["started_at"],
             r["next_started_at"] if r["next_started_at"] is not None else _FOREVER,
         )
-        for r in shown
+        for r in rows
     ]
+
+
+def sessions_from_rows(rows: Sequence[Any], items: Sequence[Any], shown: int) -> list[Session]:
+    """Sessions from their rows and the rows of `session_items_sql` (the first `shown` events
+    of each category; row 1 of a category carries its total even when none is shown)."""
     found: dict[int, dict[str, list[Event]]] = {
-        r["id"]: {c: [] for c in SESSION_CATEGORIES} for r in shown
+        r["id"]: {c: [] for c in SESSION_CATEGORIES} for r in rows
     }
-    totals: dict[int, dict[str, int]] = {r["id"]: {} for r in shown}
-    if windows:
-        items_sql = session_items_sql(stream, windows, query.items)
-        for row in await conn.execute_fetchall(items_sql.text, items_sql.params):
-            totals[row["session"]][row["category"]] = row["total"]
-            if row["rn"] <= query.items:
-                found[row["session"]][row["category"]].append(event_from_row(row))
-    sessions = [_session(r, found[r["id"]], totals[r["id"]]) for r in shown]
-    return Page(sessions, more)
+    totals: dict[int, dict[str, int]] = {r["id"]: {} for r in rows}
+    for row in items:
+        totals[row["session"]][row["category"]] = row["total"]
+        if row["rn"] <= shown:
+            found[row["session"]][row["category"]].append(event_from_row(row))
+    return [_session(r, found[r["id"]], totals[r["id"]]) for r in rows]
 
 
 def _session(row: Any, found: dict[str, list[Event]], totals: dict[str, int]) -> Session:
