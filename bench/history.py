@@ -86,7 +86,9 @@ async def load(conn: aiosqlite.Connection, rows: Sequence[Row], batch: int = 50_
 
 
 # The migrations that build the history tables, triggers and indexes; every other one is core.
-HISTORY_MIGRATIONS = frozenset({"history", "stream_state_by_open_sessions"})
+HISTORY_MIGRATIONS = frozenset(
+    {"history", "stream_state_by_open_sessions", "history_listing_indexes"}
+)
 # Indexes on `events` that the core migration made for history queries alone (the outbox, the
 # dedupe and the fold need none of them); later migrations replace some (0006).
 HISTORY_INDEXES_IN_CORE = ("events_stream", "events_kind_time", "events_received_at")
@@ -280,7 +282,7 @@ def sessions_trial(data: Data, stream_id: str, query: SessionQuery) -> Trial:
 
     async def by_key(page: Fetched) -> tuple[list[Any], list[Any]]:
         sessions = await _rows(conn, history.sessions_by_id_sql([r["id"] for r in page.rows], desc))
-        seqs = [r["seq"] for r in page.extra]
+        seqs = [r["seq"] for r in page.extra if r["total"] is None]
         events = await _rows(conn, history.events_by_seq_sql(seqs, False)) if seqs else []
         return sessions, events
 
@@ -290,7 +292,9 @@ def sessions_trial(data: Data, stream_id: str, query: SessionQuery) -> Trial:
         # known from the listing: the baseline fetches the rows, not the grouping.
         by_seq = {row["seq"]: row for row in events}
         items = [
-            {**dict(by_seq[r["seq"]]), **{k: r[k] for k in ("session", "category", "rn", "total")}}
+            r
+            if r["total"] is not None
+            else {**dict(by_seq[r["seq"]]), **{k: r[k] for k in ("session", "category", "total")}}
             for r in page.extra
         ]
         codec = CursorCodec(API_TOKEN)

@@ -5,8 +5,10 @@ the stream's first-seen id, the session's start and id) and a page continues str
 last key served, so events stored while a client pages neither repeat nor push rows out of its
 view. Each query names its index explicitly (`INDEXED BY`): the plan does not depend on
 statistics SQLite may not have, and a missing index is an error instead of a silent table scan.
-The SQL builders are pure functions, so the benchmark and the tests can EXPLAIN what the
-routes run; `*_by_*_sql` fetch a page's rows by key, the benchmark's baseline.
+A first page reads about as much as its rows, whatever the filter matches: time windows go
+through the hour indexes (`receiver.history.hours`). The SQL builders are pure functions, so the
+benchmark and the tests can EXPLAIN what the routes run; `*_by_*_sql` fetch a page's rows by
+key, the benchmark's baseline.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import aiosqlite
 import orjson
 
 from receiver.errors import ApiBadRequest, ApiNotFound
-from receiver.events.kinds import ALL_KINDS, SESSION_CATEGORIES, kind_of
+from receiver.events.kinds import SESSION_CATEGORIES, kind_of
+from receiver.history import hours
 from receiver.history.end_reasons import end_reason
 from receiver.history.models import (
     Event,
@@ -70,6 +73,8 @@ EVENT_COLUMNS: Final = (
 _CATEGORY_OF_KIND: Final = {
     kind: category for category, kinds in SESSION_CATEGORIES.items() for kind in kinds
 }
+# The event columns of a `session_items_sql` row that counts rather than lists.
+_NO_EVENT: Final = ", ".join(f"NULL AS {column.strip()}" for column in EVENT_COLUMNS.split(","))
 # Later than any stored event time: the upper bound of the newest session's window.
 _FOREVER: Final = 1e300
 
@@ -80,6 +85,11 @@ _FOREVER: Final = 1e300
 def events_page_sql(query: EventQuery, after: int | None) -> Sql:
     """The page of events `query` selects, continuing after storage position `after`."""
     desc = query.order == "desc"
+    direction = "DESC" if desc else "ASC"
+    fetch = query.limit + 1  # one more than asked: tells whether another page exists
+    kinds = _kinds(query)
+    if kinds == []:  # kind and event_type contradict each other
+        return Sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE 0", ())
     conditions: list[str] = []
     params: list[object] = []
 
@@ -87,7 +97,6 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
         conditions.append(condition)
         params.extend(values)
 
-    kinds = _kinds(query)
     if query.event_type is not None:
         where("event_type = ?", query.event_type)
     for column in ("domain", "app_name", "stream_id"):
@@ -107,40 +116,68 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
     if after is not None:
         where("seq < ?" if desc else "seq > ?", after)
 
-    index = _events_index(query, kinds)
-    if index == "events_kind_time" and kinds is None:
-        kinds = list(ALL_KINDS)  # any kind in a time window: one walk per kind, merged
-    direction = "DESC" if desc else "ASC"
-    fetch = query.limit + 1  # one more than asked: tells whether another page exists
-    if kinds and len(kinds) > 1 and index in ("events_kind_seq", "events_kind_time"):
-        # Several kinds on a kind index: one ordered, limited walk per kind, merged. A single
-        # `kind IN (...)` would sort every event of those kinds to find the first page.
+    # Time windows (receiver/history/hours.py): an event-time window is merged hour by hour,
+    # unless one stream is asked for (its own index is narrower); every other window bounds the
+    # walk by the window's first and last seq.
+    ctes: list[hours.Fragment] = []
+    event_window = query.since is not None or query.until is not None
+    merged = event_window and query.stream_id is None
+    spans = [
+        (name, index, low, high)
+        for name, index, low, high, wanted in (
+            ("event", hours.EVENT_HOURS, query.since, query.until, event_window and not merged),
+            ("arrival", hours.RECEIVED_HOURS, query.received_since, query.received_until,
+             query.received_since is not None or query.received_until is not None),
+        )
+        if wanted
+    ]  # fmt: skip
+    for name, index, low, high in spans:
+        ctes.append(hours.hours_cte(f"{name}_hours", index, low, high))
+        ctes.append(hours.span_cte(f"{name}_span", f"{name}_hours", index, low, high))
+        where(f"seq >= (SELECT lo FROM {name}_span)")
+        where(f"seq <= (SELECT hi FROM {name}_span)")
+
+    if merged:
+        index = hours.KIND_EVENT_HOURS if kinds else hours.EVENT_HOURS
+        ctes.append(hours.hours_cte("window_hours", index, query.since, query.until, kinds or ()))
+        ctes.append(
+            hours.merge_cte(
+                "page", "window_hours", index, query.until, conditions, params, desc, fetch
+            )
+        )
+        inner = "SELECT seq FROM page WHERE seq IS NOT NULL"
+        inner_params: list[object] = []
+    elif kinds and len(kinds) > 1 and query.stream_id is None:
+        # Several kinds: one ordered, limited walk per kind, merged. A single `kind IN (...)`
+        # would sort every event of those kinds to find the first page.
         arms = []
-        arm_params: list[object] = []
+        inner_params = []
         for kind in kinds:
             arms.append(
-                f"SELECT seq FROM (SELECT seq FROM events INDEXED BY {index}"
+                "SELECT seq FROM (SELECT seq FROM events INDEXED BY events_kind_seq"
                 f" WHERE {' AND '.join(['kind = ?', *conditions])}"
                 f" ORDER BY seq {direction} LIMIT ?)"
             )
-            arm_params.extend([kind, *params, fetch])
+            inner_params.extend([kind, *params, fetch])
         inner = f"{' UNION ALL '.join(arms)} ORDER BY 1 {direction} LIMIT ?"
-        inner_params: list[object] = [*arm_params, fetch]
+        inner_params.append(fetch)
     else:
         if kinds is not None:
-            if kinds:
-                conditions.insert(0, f"kind IN ({', '.join('?' * len(kinds))})")
-                params[:0] = kinds
-            else:
-                conditions.insert(0, "0")  # kind and event_type contradict each other
-        indexed = f" INDEXED BY {index}" if index else ""
+            conditions.insert(0, f"kind IN ({', '.join('?' * len(kinds))})")
+            params[:0] = kinds
+        index_name = _events_index(query, kinds)
+        indexed = f" INDEXED BY {index_name}" if index_name else ""
         filters = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         inner = f"SELECT seq FROM events{indexed}{filters} ORDER BY seq {direction} LIMIT ?"
         inner_params = [*params, fetch]
     # The inner select reads only index columns where it can; whole rows (with payloads) are
     # read for the page alone. One statement, so the page is one consistent snapshot.
-    text = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({inner}) ORDER BY seq {direction}"
-    return Sql(text, tuple(inner_params))
+    prefix = f"WITH RECURSIVE {', '.join(cte.text for cte in ctes)} " if ctes else ""
+    text = (
+        f"{prefix}SELECT {EVENT_COLUMNS} FROM events"
+        f" WHERE seq IN ({inner}) ORDER BY seq {direction}"
+    )
+    return Sql(text, (*(value for cte in ctes for value in cte.params), *inner_params))
 
 
 def _kinds(query: EventQuery) -> list[str] | None:
@@ -153,22 +190,15 @@ def _kinds(query: EventQuery) -> list[str] | None:
 
 
 def _events_index(query: EventQuery, kinds: list[str] | None) -> str | None:
-    """The index that bounds the work of `query` best (see the module docstring)."""
+    """The index that bounds a walk in storage order best, when no event-time window is merged
+    (a time window's seq span, when there is one, bounds whichever index this is)."""
     if query.stream_id is not None:
         return "events_stream"  # (stream_id, seq): one stream, already in order
-    windowed = query.since is not None or query.until is not None
     if kinds:
-        # (kind, event_time): only the time window is read; (kind, seq): in order, one page.
-        return "events_kind_time" if windowed else "events_kind_seq"
+        return "events_kind_seq"  # (kind, seq): in order, one page
     if query.published is False:
         return "events_unpublished"  # the outbox's partial index: unpublished rows only
-    if windowed:
-        # Any kind: the window of every kind (there is no event_time index of its own, which
-        # every stored event would pay for; see migrations/0003).
-        return "events_kind_time"
-    if query.received_since is not None or query.received_until is not None:
-        return "events_received_at"
-    return None  # storage order itself (the primary key)
+    return None  # storage order itself (the primary key), bounded by a window's span if any
 
 
 async def list_events(
@@ -255,7 +285,7 @@ def streams_page_sql(query: StreamQuery, after: int | None) -> Sql:
     elif query.state is not None:
         index = "streams_state"
     elif query.domain is not None:
-        index = "streams_identity"
+        index = "streams_domain"  # (domain, id): in order; the app, if asked for, filters
     else:
         index = None
     indexed = f" INDEXED BY {index}" if index else ""
@@ -393,36 +423,42 @@ def sessions_by_id_sql(ids: Sequence[int], desc: bool) -> Sql:
 def session_items_sql(
     stream: StreamKey, windows: Sequence[tuple[int, float, float]], items: int
 ) -> Sql:
-    """The first `items` events per (session, category) in each session's window, with totals.
+    """What each session holds, per kind of a category: a row with the number of its events
+    (`total`), then rows of its first `items` events by event time (seq breaking ties).
 
-    `windows` are (session id, start, next session's start). The walk is index-only
-    (stream, domain, app, kind, event_time) until the rows to return are known.
+    `windows` are (session id, start, next session's start). Each (session, kind) is one walk of
+    (stream, domain, app, kind, event_time), whose entries end with the seq: counting reads the
+    index alone, and listing reads `items` entries and their rows, however many events the
+    session holds. `sessions_from_rows` merges the kinds of a category.
     """
     window_rows = ", ".join("(?, ?, ?)" for _ in windows)
     category_rows = ", ".join("(?, ?)" for _ in _CATEGORY_OF_KIND)
     domain = "IS NULL" if not stream.domain else "= ?"
     app_name = "IS NULL" if not stream.app_name else "= ?"
+
+    def walk(alias: str) -> str:
+        return (
+            f"FROM events AS {alias} INDEXED BY events_stream_kind_time"
+            f" WHERE {alias}.stream_id = ? AND {alias}.domain {domain}"
+            f" AND {alias}.app_name {app_name} AND {alias}.kind = c.kind"
+            f" AND {alias}.event_time >= w.lo AND {alias}.event_time < w.hi"
+        )
+
     text = (
         f"WITH w(session, lo, hi) AS (VALUES {window_rows}),"
-        f" c(kind, category) AS (VALUES {category_rows}),"
-        " ranked AS ("
-        "  SELECT w.session, c.category, e.seq,"
-        "   row_number() OVER (PARTITION BY w.session, c.category"
-        "    ORDER BY e.event_time, e.seq) AS rn,"
-        "   count(*) OVER (PARTITION BY w.session, c.category) AS total"
-        "  FROM w CROSS JOIN c"
-        "  JOIN events AS e INDEXED BY events_stream_kind_time"
-        f"   ON e.stream_id = ? AND e.domain {domain} AND e.app_name {app_name}"
-        "   AND e.kind = c.kind AND e.event_time >= w.lo AND e.event_time < w.hi)"
-        f" SELECT r.session, r.category, r.rn, r.total, {_prefixed('x', EVENT_COLUMNS)}"
-        " FROM ranked AS r JOIN events AS x ON x.seq = r.seq"
-        " WHERE r.rn <= ? ORDER BY r.session, r.category, r.rn"
+        f" c(kind, category) AS (VALUES {category_rows})"
+        f" SELECT w.session AS session, c.category AS category,"
+        f" (SELECT count(*) {walk('n')}) AS total, {_NO_EVENT}"
+        " FROM w CROSS JOIN c"
+        f" UNION ALL SELECT w.session, c.category, NULL, {_prefixed('x', EVENT_COLUMNS)}"
+        " FROM w CROSS JOIN c JOIN events AS x"
+        f" ON x.seq IN (SELECT e.seq {walk('e')} ORDER BY e.event_time, e.seq LIMIT ?)"
     )
+    identity = [stream.stream_id, *(value for value in (stream.domain, stream.app_name) if value)]
     params: list[object] = [value for window in windows for value in window]
     params.extend(value for pair in _CATEGORY_OF_KIND.items() for value in pair)
-    params.append(stream.stream_id)
-    params.extend(value for value in (stream.domain, stream.app_name) if value)
-    params.append(max(items, 1))  # row 1 carries the total even when no items are listed
+    params.extend(identity)
+    params.extend([*identity, items])
     return Sql(text, tuple(params))
 
 
@@ -455,17 +491,32 @@ def session_windows(rows: Sequence[Any]) -> list[tuple[int, float, float]]:
 
 
 def sessions_from_rows(rows: Sequence[Any], items: Sequence[Any], shown: int) -> list[Session]:
-    """Sessions from their rows and the rows of `session_items_sql` (the first `shown` events
-    of each category; row 1 of a category carries its total even when none is shown)."""
-    found: dict[int, dict[str, list[Event]]] = {
-        r["id"]: {c: [] for c in SESSION_CATEGORIES} for r in rows
+    """Sessions from their rows and the rows of `session_items_sql`: per category, the totals
+    of its kinds added up, and the first `shown` events of its kinds by event time and seq."""
+    totals: dict[int, dict[str, int]] = {
+        r["id"]: dict.fromkeys(SESSION_CATEGORIES, 0) for r in rows
     }
-    totals: dict[int, dict[str, int]] = {r["id"]: {} for r in rows}
+    found: dict[int, dict[str, list[Any]]] = {
+        r["id"]: {category: [] for category in SESSION_CATEGORIES} for r in rows
+    }
     for row in items:
-        totals[row["session"]][row["category"]] = row["total"]
-        if row["rn"] <= shown:
-            found[row["session"]][row["category"]].append(event_from_row(row))
-    return [_session(r, found[r["id"]], totals[r["id"]]) for r in rows]
+        if row["total"] is not None:
+            totals[row["session"]][row["category"]] += row["total"]
+        else:
+            found[row["session"]][row["category"]].append(row)
+    sessions = []
+    for r in rows:
+        listed = {
+            category: [
+                event_from_row(row)
+                for row in sorted(candidates, key=lambda row: (row["event_time"], row["seq"]))[
+                    :shown
+                ]
+            ]
+            for category, candidates in found[r["id"]].items()
+        }
+        sessions.append(_session(r, listed, totals[r["id"]]))
+    return sessions
 
 
 def _session(row: Any, found: dict[str, list[Event]], totals: dict[str, int]) -> Session:

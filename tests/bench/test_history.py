@@ -24,6 +24,7 @@ def test_the_benchmark_runs_and_explains_its_queries() -> None:
     assert "sessions of one stream" in out
     assert "events: 1-day window, any kind" in out
     assert "EXPLAIN QUERY PLAN" in out
+    assert "USING COVERING INDEX events_event_hour" in out
     assert "USING COVERING INDEX events_stream_kind_time" in out
 
 
