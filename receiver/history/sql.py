@@ -5,8 +5,10 @@ the stream's first-seen id, the session's start and id) and a page continues str
 last key served, so events stored while a client pages neither repeat nor push rows out of its
 view. Each query names its index explicitly (`INDEXED BY`): the plan does not depend on
 statistics SQLite may not have, and a missing index is an error instead of a silent table scan.
-The SQL builders are pure functions, so the benchmark and the tests can EXPLAIN what the
-routes run.
+A first page reads about as much as its rows, whatever the filter matches: time windows go
+through the hour indexes (`receiver.history.hours`). The SQL builders are pure functions, so the
+benchmark and the tests can EXPLAIN what the routes run; `*_by_*_sql` fetch a page's rows by
+key, the benchmark's baseline.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import aiosqlite
 import orjson
 
 from receiver.errors import ApiBadRequest, ApiNotFound
-from receiver.events.kinds import ALL_KINDS, SESSION_CATEGORIES, kind_of
+from receiver.events.kinds import SESSION_CATEGORIES, kind_of
+from receiver.history import hours
 from receiver.history.end_reasons import end_reason
 from receiver.history.models import (
     Event,
@@ -70,6 +73,8 @@ EVENT_COLUMNS: Final = (
 _CATEGORY_OF_KIND: Final = {
     kind: category for category, kinds in SESSION_CATEGORIES.items() for kind in kinds
 }
+# The event columns of a `session_items_sql` row that counts rather than lists.
+_NO_EVENT: Final = ", ".join(f"NULL AS {column.strip()}" for column in EVENT_COLUMNS.split(","))
 # Later than any stored event time: the upper bound of the newest session's window.
 _FOREVER: Final = 1e300
 
@@ -80,6 +85,11 @@ _FOREVER: Final = 1e300
 def events_page_sql(query: EventQuery, after: int | None) -> Sql:
     """The page of events `query` selects, continuing after storage position `after`."""
     desc = query.order == "desc"
+    direction = "DESC" if desc else "ASC"
+    fetch = query.limit + 1  # one more than asked: tells whether another page exists
+    kinds = _kinds(query)
+    if kinds == []:  # kind and event_type contradict each other
+        return Sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE 0", ())
     conditions: list[str] = []
     params: list[object] = []
 
@@ -87,7 +97,6 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
         conditions.append(condition)
         params.extend(values)
 
-    kinds = _kinds(query)
     if query.event_type is not None:
         where("event_type = ?", query.event_type)
     for column in ("domain", "app_name", "stream_id"):
@@ -107,40 +116,68 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
     if after is not None:
         where("seq < ?" if desc else "seq > ?", after)
 
-    index = _events_index(query, kinds)
-    if index == "events_kind_time" and kinds is None:
-        kinds = list(ALL_KINDS)  # any kind in a time window: one walk per kind, merged
-    direction = "DESC" if desc else "ASC"
-    fetch = query.limit + 1  # one more than asked: tells whether another page exists
-    if kinds and len(kinds) > 1 and index in ("events_kind_seq", "events_kind_time"):
-        # Several kinds on a kind index: one ordered, limited walk per kind, merged. A single
-        # `kind IN (...)` would sort every event of those kinds to find the first page.
+    # Time windows (receiver/history/hours.py): an event-time window is merged hour by hour,
+    # unless one stream is asked for (its own index is narrower); every other window bounds the
+    # walk by the window's first and last seq.
+    ctes: list[hours.Fragment] = []
+    event_window = query.since is not None or query.until is not None
+    merged = event_window and query.stream_id is None
+    spans = [
+        (name, index, low, high)
+        for name, index, low, high, wanted in (
+            ("event", hours.EVENT_HOURS, query.since, query.until, event_window and not merged),
+            ("arrival", hours.RECEIVED_HOURS, query.received_since, query.received_until,
+             query.received_since is not None or query.received_until is not None),
+        )
+        if wanted
+    ]  # fmt: skip
+    for name, index, low, high in spans:
+        ctes.append(hours.hours_cte(f"{name}_hours", index, low, high))
+        ctes.append(hours.span_cte(f"{name}_span", f"{name}_hours", index, low, high))
+        where(f"seq >= (SELECT lo FROM {name}_span)")
+        where(f"seq <= (SELECT hi FROM {name}_span)")
+
+    if merged:
+        index = hours.KIND_EVENT_HOURS if kinds else hours.EVENT_HOURS
+        ctes.append(hours.hours_cte("window_hours", index, query.since, query.until, kinds or ()))
+        ctes.append(
+            hours.merge_cte(
+                "page", "window_hours", index, query.until, conditions, params, desc, fetch
+            )
+        )
+        inner = "SELECT seq FROM page WHERE seq IS NOT NULL"
+        inner_params: list[object] = []
+    elif kinds and len(kinds) > 1 and query.stream_id is None:
+        # Several kinds: one ordered, limited walk per kind, merged. A single `kind IN (...)`
+        # would sort every event of those kinds to find the first page.
         arms = []
-        arm_params: list[object] = []
+        inner_params = []
         for kind in kinds:
             arms.append(
-                f"SELECT seq FROM (SELECT seq FROM events INDEXED BY {index}"
+                "SELECT seq FROM (SELECT seq FROM events INDEXED BY events_kind_seq"
                 f" WHERE {' AND '.join(['kind = ?', *conditions])}"
                 f" ORDER BY seq {direction} LIMIT ?)"
             )
-            arm_params.extend([kind, *params, fetch])
+            inner_params.extend([kind, *params, fetch])
         inner = f"{' UNION ALL '.join(arms)} ORDER BY 1 {direction} LIMIT ?"
-        inner_params: list[object] = [*arm_params, fetch]
+        inner_params.append(fetch)
     else:
         if kinds is not None:
-            if kinds:
-                conditions.insert(0, f"kind IN ({', '.join('?' * len(kinds))})")
-                params[:0] = kinds
-            else:
-                conditions.insert(0, "0")  # kind and event_type contradict each other
-        indexed = f" INDEXED BY {index}" if index else ""
+            conditions.insert(0, f"kind IN ({', '.join('?' * len(kinds))})")
+            params[:0] = kinds
+        index_name = _events_index(query, kinds)
+        indexed = f" INDEXED BY {index_name}" if index_name else ""
         filters = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         inner = f"SELECT seq FROM events{indexed}{filters} ORDER BY seq {direction} LIMIT ?"
         inner_params = [*params, fetch]
     # The inner select reads only index columns where it can; whole rows (with payloads) are
     # read for the page alone. One statement, so the page is one consistent snapshot.
-    text = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({inner}) ORDER BY seq {direction}"
-    return Sql(text, tuple(inner_params))
+    prefix = f"WITH RECURSIVE {', '.join(cte.text for cte in ctes)} " if ctes else ""
+    text = (
+        f"{prefix}SELECT {EVENT_COLUMNS} FROM events"
+        f" WHERE seq IN ({inner}) ORDER BY seq {direction}"
+    )
+    return Sql(text, (*(value for cte in ctes for value in cte.params), *inner_params))
 
 
 def _kinds(query: EventQuery) -> list[str] | None:
@@ -153,22 +190,15 @@ def _kinds(query: EventQuery) -> list[str] | None:
 
 
 def _events_index(query: EventQuery, kinds: list[str] | None) -> str | None:
-    """The index that bounds the work of `query` best (see the module docstring)."""
+    """The index that bounds a walk in storage order best, when no event-time window is merged
+    (a time window's seq span, when there is one, bounds whichever index this is)."""
     if query.stream_id is not None:
         return "events_stream"  # (stream_id, seq): one stream, already in order
-    windowed = query.since is not None or query.until is not None
     if kinds:
-        # (kind, event_time): only the time window is read; (kind, seq): in order, one page.
-        return "events_kind_time" if windowed else "events_kind_seq"
+        return "events_kind_seq"  # (kind, seq): in order, one page
     if query.published is False:
         return "events_unpublished"  # the outbox's partial index: unpublished rows only
-    if windowed:
-        # Any kind: the window of every kind (there is no event_time index of its own, which
-        # every stored event would pay for; see migrations/0003).
-        return "events_kind_time"
-    if query.received_since is not None or query.received_until is not None:
-        return "events_received_at"
-    return None  # storage order itself (the primary key)
+    return None  # storage order itself (the primary key), bounded by a window's span if any
 
 
 async def list_events(
@@ -176,6 +206,17 @@ async def list_events(
 ) -> Page[Event]:
     shown, more = await _page(conn, events_page_sql(query, after), query.limit, "seq")
     return Page([event_from_row(row) for row in shown], more)
+
+
+def events_by_seq_sql(seqs: Sequence[int], desc: bool) -> Sql:
+    """The events with these storage positions, in page order: what a page costs once its rows
+    are known (the benchmark's baseline for every event listing)."""
+    marks = ", ".join("?" for _ in seqs)
+    direction = "DESC" if desc else "ASC"
+    return Sql(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({marks}) ORDER BY seq {direction}",
+        tuple(seqs),
+    )
 
 
 async def get_event(conn: aiosqlite.Connection, event_id: str) -> Event:
@@ -216,6 +257,7 @@ def event_from_row(row: Any) -> Event:
 
 # --- streams ----------------------------------------------------------------------------------
 
+# Every column of a stream as listed; the joins it needs are `_STREAM_JOINS`.
 _STREAM_COLUMNS: Final = (
     "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.open_sessions, s.last_begin,"
     " s.last_end, le.payload AS end_payload, p.sequence AS current_sequence,"
@@ -223,6 +265,10 @@ _STREAM_COLUMNS: Final = (
     "   'kinds', json_group_object(k.kind, k.events)) FROM stream_kinds AS k"
     "  WHERE k.domain = s.domain AND k.app_name = s.app_name AND k.stream_id = s.stream_id)"
     " AS counts"
+)
+_STREAM_JOINS: Final = (
+    " LEFT JOIN push_sessions AS p ON p.id = s.current_session"
+    " LEFT JOIN events AS le ON le.seq = s.last_end_seq"
 )
 
 
@@ -243,29 +289,39 @@ def streams_page_sql(query: StreamQuery, after: int | None) -> Sql:
     elif query.state is not None:
         index = "streams_state"
     elif query.domain is not None:
-        index = "streams_identity"
+        index = "streams_domain"  # (domain, id): in order; the app, if asked for, filters
     else:
         index = None
     indexed = f" INDEXED BY {index}" if index else ""
     filters = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     direction = "DESC" if desc else "ASC"
     text = (
-        f"SELECT {_STREAM_COLUMNS} FROM streams AS s{indexed}"
-        f" LEFT JOIN push_sessions AS p ON p.id = s.current_session"
-        f" LEFT JOIN events AS le ON le.seq = s.last_end_seq{filters}"
+        f"SELECT {_STREAM_COLUMNS} FROM streams AS s{indexed}{_STREAM_JOINS}{filters}"
         f" ORDER BY s.id {direction} LIMIT ?"
     )
     return Sql(text, (*params, query.limit + 1))
+
+
+def streams_by_id_sql(ids: Sequence[int], desc: bool) -> Sql:
+    """These streams, as a page lists them, by primary key (the benchmark's baseline)."""
+    marks = ", ".join("?" for _ in ids)
+    direction = "DESC" if desc else "ASC"
+    text = (
+        f"SELECT {_STREAM_COLUMNS} FROM streams AS s{_STREAM_JOINS}"
+        f" WHERE s.id IN ({marks}) ORDER BY s.id {direction}"
+    )
+    return Sql(text, tuple(ids))
 
 
 async def list_streams(
     conn: aiosqlite.Connection, query: StreamQuery, after: int | None = None
 ) -> Page[Stream]:
     shown, more = await _page(conn, streams_page_sql(query, after), query.limit, "id")
-    return Page([_stream(row) for row in shown], more)
+    return Page([stream_from_row(row) for row in shown], more)
 
 
-def _stream(row: Any) -> Stream:
+def stream_from_row(row: Any) -> Stream:
+    """A `Stream` from a row selected by `streams_page_sql` or `streams_by_id_sql`."""
     counts = orjson.loads(row["counts"])
     end = EndFacts.of(row["end_payload"])
     return Stream(
@@ -323,6 +379,21 @@ async def find_stream(
     return StreamKey(row["id"], row["domain"], row["app_name"], row["stream_id"])
 
 
+# Every column of a session as listed, with the start of the session after it (its window's
+# end); the joins it needs are `_SESSION_JOINS`.
+_SESSION_COLUMNS: Final = (
+    "p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
+    " p.push_duration_ms, p.started_at, b.id AS begin_event_id, e.id AS end_event_id,"
+    " e.payload AS end_payload,"
+    " (SELECT n.started_at FROM push_sessions AS n INDEXED BY push_sessions_recent"
+    "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
+    "  ORDER BY n.started_at, n.id LIMIT 1) AS next_started_at"
+)
+_SESSION_JOINS: Final = (
+    " LEFT JOIN events AS b ON b.seq = p.begin_seq LEFT JOIN events AS e ON e.seq = p.end_seq"
+)
+
+
 def sessions_page_sql(stream: int, desc: bool, limit: int, after: tuple[float, int] | None) -> Sql:
     """A page of push sessions, newest first, each with the start of the session after it."""
     condition = ""
@@ -334,54 +405,64 @@ def sessions_page_sql(stream: int, desc: bool, limit: int, after: tuple[float, i
         params.extend(after)
     direction = "DESC" if desc else "ASC"
     text = (
-        "SELECT p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
-        " p.push_duration_ms, p.started_at, b.id AS begin_event_id, e.id AS end_event_id,"
-        " e.payload AS end_payload,"
-        " (SELECT n.started_at FROM push_sessions AS n INDEXED BY push_sessions_recent"
-        "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
-        "  ORDER BY n.started_at, n.id LIMIT 1) AS next_started_at"
-        " FROM push_sessions AS p INDEXED BY push_sessions_recent"
-        " LEFT JOIN events AS b ON b.seq = p.begin_seq"
-        " LEFT JOIN events AS e ON e.seq = p.end_seq"
+        f"SELECT {_SESSION_COLUMNS}"
+        f" FROM push_sessions AS p INDEXED BY push_sessions_recent{_SESSION_JOINS}"
         f" WHERE p.stream = ?{condition}"
         f" ORDER BY p.started_at {direction}, p.id {direction} LIMIT ?"
     )
     return Sql(text, (*params, limit + 1))
 
 
+def sessions_by_id_sql(ids: Sequence[int], desc: bool) -> Sql:
+    """These sessions, as a page lists them, by primary key (the benchmark's baseline)."""
+    marks = ", ".join("?" for _ in ids)
+    direction = "DESC" if desc else "ASC"
+    text = (
+        f"SELECT {_SESSION_COLUMNS} FROM push_sessions AS p{_SESSION_JOINS}"
+        f" WHERE p.id IN ({marks}) ORDER BY p.started_at {direction}, p.id {direction}"
+    )
+    return Sql(text, tuple(ids))
+
+
 def session_items_sql(
     stream: StreamKey, windows: Sequence[tuple[int, float, float]], items: int
 ) -> Sql:
-    """The first `items` events per (session, category) in each session's window, with totals.
+    """What each session holds, per kind of a category: a row with the number of its events
+    (`total`), then rows of its first `items` events by event time (seq breaking ties).
 
-    `windows` are (session id, start, next session's start). The walk is index-only
-    (stream, domain, app, kind, event_time) until the rows to return are known.
+    `windows` are (session id, start, next session's start). Each (session, kind) is one walk of
+    (stream, domain, app, kind, event_time), whose entries end with the seq: counting reads the
+    index alone, and listing reads `items` entries and their rows, however many events the
+    session holds. `sessions_from_rows` merges the kinds of a category.
     """
     window_rows = ", ".join("(?, ?, ?)" for _ in windows)
     category_rows = ", ".join("(?, ?)" for _ in _CATEGORY_OF_KIND)
     domain = "IS NULL" if not stream.domain else "= ?"
     app_name = "IS NULL" if not stream.app_name else "= ?"
+
+    def walk(alias: str) -> str:
+        return (
+            f"FROM events AS {alias} INDEXED BY events_stream_kind_time"
+            f" WHERE {alias}.stream_id = ? AND {alias}.domain {domain}"
+            f" AND {alias}.app_name {app_name} AND {alias}.kind = c.kind"
+            f" AND {alias}.event_time >= w.lo AND {alias}.event_time < w.hi"
+        )
+
     text = (
         f"WITH w(session, lo, hi) AS (VALUES {window_rows}),"
-        f" c(kind, category) AS (VALUES {category_rows}),"
-        " ranked AS ("
-        "  SELECT w.session, c.category, e.seq,"
-        "   row_number() OVER (PARTITION BY w.session, c.category"
-        "    ORDER BY e.event_time, e.seq) AS rn,"
-        "   count(*) OVER (PARTITION BY w.session, c.category) AS total"
-        "  FROM w CROSS JOIN c"
-        "  JOIN events AS e INDEXED BY events_stream_kind_time"
-        f"   ON e.stream_id = ? AND e.domain {domain} AND e.app_name {app_name}"
-        "   AND e.kind = c.kind AND e.event_time >= w.lo AND e.event_time < w.hi)"
-        f" SELECT r.session, r.category, r.rn, r.total, {_prefixed('x', EVENT_COLUMNS)}"
-        " FROM ranked AS r JOIN events AS x ON x.seq = r.seq"
-        " WHERE r.rn <= ? ORDER BY r.session, r.category, r.rn"
+        f" c(kind, category) AS (VALUES {category_rows})"
+        f" SELECT w.session AS session, c.category AS category,"
+        f" (SELECT count(*) {walk('n')}) AS total, {_NO_EVENT}"
+        " FROM w CROSS JOIN c"
+        f" UNION ALL SELECT w.session, c.category, NULL, {_prefixed('x', EVENT_COLUMNS)}"
+        " FROM w CROSS JOIN c JOIN events AS x"
+        f" ON x.seq IN (SELECT e.seq {walk('e')} ORDER BY e.event_time, e.seq LIMIT ?)"
     )
+    identity = [stream.stream_id, *(value for value in (stream.domain, stream.app_name) if value)]
     params: list[object] = [value for window in windows for value in window]
     params.extend(value for pair in _CATEGORY_OF_KIND.items() for value in pair)
-    params.append(stream.stream_id)
-    params.extend(value for value in (stream.domain, stream.app_name) if value)
-    params.append(max(items, 1))  # row 1 carries the total even when no items are listed
+    params.extend(identity)
+    params.extend([*identity, items])
     return Sql(text, tuple(params))
 
 
@@ -394,26 +475,52 @@ async def list_sessions(
     desc = query.order == "desc"
     sql = sessions_page_sql(stream.id, desc, query.limit, after)
     shown, more = await _page(conn, sql, query.limit, "started_at", "id")
-    windows = [
+    items: list[Any] = []
+    if shown:
+        items_sql = session_items_sql(stream, session_windows(shown), query.items)
+        items = list(await conn.execute_fetchall(items_sql.text, items_sql.params))
+    return Page(sessions_from_rows(shown, items, query.items), more)
+
+
+def session_windows(rows: Sequence[Any]) -> list[tuple[int, float, float]]:
+    """(session id, start, next session's start) of session rows: what each session holds."""
+    return [
         (
             r["id"],
             r["started_at"],
             r["next_started_at"] if r["next_started_at"] is not None else _FOREVER,
         )
-        for r in shown
+        for r in rows
     ]
-    found: dict[int, dict[str, list[Event]]] = {
-        r["id"]: {c: [] for c in SESSION_CATEGORIES} for r in shown
+
+
+def sessions_from_rows(rows: Sequence[Any], items: Sequence[Any], shown: int) -> list[Session]:
+    """Sessions from their rows and the rows of `session_items_sql`: per category, the totals
+    of its kinds added up, and the first `shown` events of its kinds by event time and seq."""
+    totals: dict[int, dict[str, int]] = {
+        r["id"]: dict.fromkeys(SESSION_CATEGORIES, 0) for r in rows
     }
-    totals: dict[int, dict[str, int]] = {r["id"]: {} for r in shown}
-    if windows:
-        items_sql = session_items_sql(stream, windows, query.items)
-        for row in await conn.execute_fetchall(items_sql.text, items_sql.params):
-            totals[row["session"]][row["category"]] = row["total"]
-            if row["rn"] <= query.items:
-                found[row["session"]][row["category"]].append(event_from_row(row))
-    sessions = [_session(r, found[r["id"]], totals[r["id"]]) for r in shown]
-    return Page(sessions, more)
+    found: dict[int, dict[str, list[Any]]] = {
+        r["id"]: {category: [] for category in SESSION_CATEGORIES} for r in rows
+    }
+    for row in items:
+        if row["total"] is not None:
+            totals[row["session"]][row["category"]] += row["total"]
+        else:
+            found[row["session"]][row["category"]].append(row)
+    sessions = []
+    for r in rows:
+        listed = {
+            category: [
+                event_from_row(row)
+                for row in sorted(candidates, key=lambda row: (row["event_time"], row["seq"]))[
+                    :shown
+                ]
+            ]
+            for category, candidates in found[r["id"]].items()
+        }
+        sessions.append(_session(r, listed, totals[r["id"]]))
+    return sessions
 
 
 def _session(row: Any, found: dict[str, list[Event]], totals: dict[str, int]) -> Session:
