@@ -1,15 +1,19 @@
 """`python -m bench`: measure the receiver against baselines measured in the same run.
 
-    python -m bench all --json out.json   # ingest (publishing off and on), keep-up, drain
+    python -m bench all --json out.json   # everything below, in this order (about 30 minutes)
     python -m bench ingest                # bare aiohttp vs receiver serve, publishing off
+    python -m bench sustained             # the highest rate the fold and outbox keep up with
+    python -m bench keepup                # half the sustained maximum, relay publishing
+    python -m bench soak --minutes 10     # memory over a long run at that rate
     python -m bench drain                 # outbox drain vs raw aio-pika, 200,000 events
-    python -m bench keepup                # half the durable maximum, relay publishing
-    python -m bench soak --minutes 10     # memory over a long run
-    python -m bench smoke                 # CI: a few seconds, checks counts only, never timing
+    python -m bench history               # history queries on a million events
+    python -m bench smoke                 # CI: every part briefly, checks counts only, never timing
 
-Every speed figure is printed with its ratio to a baseline of the same run: these machines are
-shared and noisy, so absolute numbers from different runs are not comparable. Without
---amqp-url, scenarios that publish start a private RabbitMQ node for the run.
+`all` runs: ingest with publishing off and with the relay; ingest again over --many-streams
+streams; the sustained search and run; keep-up and the soak at half the sustained maximum; the
+outbox drain; the history queries. Every speed figure is printed with its ratio to a baseline of
+the same run: these machines are shared and noisy, so absolute numbers from different runs are
+not comparable. Without --amqp-url, scenarios that publish start a private RabbitMQ node.
 """
 
 from __future__ import annotations
@@ -21,138 +25,159 @@ import os
 import sys
 from pathlib import Path
 
-from bench.ingest import BASELINE, RECEIVER, RELAY, Load, Side, measure_ingest, ratio
+from bench import sections
+from bench.history import history_section
+from bench.ingest import Side, measure_ingest
 from bench.keepup import measure_keepup
 from bench.outbox_drain import measure_drain
 from bench.rabbit import broker
 from bench.report import Report
+from bench.service import BASELINE, RELAY
 from bench.soak import measure_soak
+from bench.sustained import Sustained, find_rate, measure_sustained
+from bench.wrk import Load
 from receiver.cli.serve import new_event_loop
 
-INGEST_RATIO, P99_MS, DRAIN_RATIO, OLDEST_S, RSS_GROWTH = 0.80, 15.0, 0.90, 1.0, 1.20
-NEEDS_BROKER = {"all", "drain", "keepup", "soak", "smoke"}
+NEEDS_BROKER = {"all", "sustained", "keepup", "soak", "drain", "smoke"}
+SCENARIOS = ["all", "ingest", "sustained", "keepup", "soak", "drain", "history", "smoke"]
 
 
-async def ingest(args: argparse.Namespace, report: Report, url: str | None) -> Side:
-    """Returns the receiver's side (publishing off): its req/s is the durable maximum."""
-    load = Load(args.seconds, args.connections, args.threads, streams=args.streams)
+def burst(args: argparse.Namespace, *, streams: int = 0) -> Load:
+    return Load(
+        args.seconds, args.connections, args.threads, streams=streams, quiet=args.quiet_tail
+    )
+
+
+def paced(args: argparse.Namespace, seconds: float) -> Load:
+    """Rate and quiet tail are set by the scenario."""
+    return Load(seconds, args.connections, args.threads)
+
+
+async def ingest(args: argparse.Namespace, report: Report, url: str | None) -> dict[str, Side]:
     print(
         f"ingest: {args.runs} rounds of {args.seconds:g} s, {args.connections} connections, "
         f"wrk -t {args.threads}"
         + (f", events over {args.streams:,} streams" if args.streams else "")
         + ("" if url else " (publishing off only)")
     )
-    sides = await measure_ingest(runs=args.runs, load=load, amqp_url=url)
-    base, recv = sides[BASELINE], sides[RECEIVER]
-    report.context["ingest"] = {name: side.summary() for name, side in sides.items()}
-    report.context["ingest"]["load"] = {
+    sides = await measure_ingest(
+        runs=args.runs, load=burst(args, streams=args.streams), amqp_url=url
+    )
+    sections.ingest(report, sides)
+    report.context["ingest"]["load"] = _load_context(args, args.streams)
+    return sides
+
+
+async def many_streams(args: argparse.Namespace, report: Report) -> None:
+    print(f"ingest over {args.many_streams:,} streams: {args.runs} rounds, publishing off")
+    load = burst(args, streams=args.many_streams)
+    sides = await measure_ingest(runs=args.runs, load=load, amqp_url=None)
+    sections.many_streams(report, sides, streams=args.many_streams)
+    report.context["many_streams"]["load"] = _load_context(args, args.many_streams)
+
+
+def _load_context(args: argparse.Namespace, streams: int) -> dict[str, object]:
+    return {
         "seconds": args.seconds,
         "connections": args.connections,
         "wrk_threads": args.threads,
-        "streams": args.streams or "one per kind",
+        "quiet_tail_s": args.quiet_tail,
+        "streams": streams or "one per kind",
     }
-    b, r = base.summary(), recv.summary()
-    report.section("ingest, publishing off (medians; ratio = median of per-round ratios)")
-    report.add("bare aiohttp: req/s", b["req_per_s"], "req/s")
-    report.add("bare aiohttp: p50 / p99 latency", b["p50_ms"], "ms", extra=b["p99_ms"])
-    report.add("bare aiohttp: CPU per request", b["http_cpu_ms_per_req"], "ms")
-    value = ratio(recv, base)
-    report.add(
-        "receiver: req/s", r["req_per_s"], "req/s",
-        ratio=value, target=f">= {INGEST_RATIO:.2f}", ok=value >= INGEST_RATIO,
-    )  # fmt: skip
-    report.add("receiver: p50 ack latency", r["p50_ms"], "ms")
-    report.add(
-        "receiver: p99 ack latency", r["p99_ms"], "ms",
-        target=f"<= {P99_MS:g} ms", ok=r["p99_ms"] <= P99_MS,
-    )  # fmt: skip
-    report.add(
-        "receiver: HTTP process CPU per request", r["http_cpu_ms_per_req"], "ms",
-        ratio=r["http_cpu_ms_per_req"] / max(b["http_cpu_ms_per_req"], 1e-9),
-    )  # fmt: skip
-    report.add("receiver: writer process CPU per request", r["writer_cpu_ms_per_req"], "ms")
-    report.add("wrk CPU per request (shares the cores)", r["wrk_cpu_ms_per_req"], "ms")
-    if RELAY in sides:
-        relay = sides[RELAY]
-        p = relay.summary()
-        report.section("ingest with the relay publishing to RabbitMQ (confirms, bound queue)")
-        report.add("receiver + relay: req/s", p["req_per_s"], "req/s", ratio=ratio(relay, base))
-        report.add("receiver + relay: p50 / p99 ack latency", p["p50_ms"], "ms", extra=p["p99_ms"])
-        report.add(
-            "receiver + relay: HTTP process CPU per request", p["http_cpu_ms_per_req"], "ms",
-            ratio=p["http_cpu_ms_per_req"] / max(b["http_cpu_ms_per_req"], 1e-9),
-        )  # fmt: skip
-        report.add("receiver + relay: writer CPU per request", p["writer_cpu_ms_per_req"], "ms")
-        report.add("end to end: first request to all consumed", p["end_to_end_s"], "s")
-        report.add("end to end: of which after the last request", p["after_load_s"], "s")
-        report.add(
-            "end to end: events stored, confirmed, consumed /s",
-            p["end_to_end_events_per_s"],
-            "ev/s",
-            ratio=p["end_to_end_events_per_s"] / max(b["req_per_s"], 1e-9),
-        )
-    return recv
 
 
-async def keepup(args: argparse.Namespace, report: Report, url: str, durable_max: float) -> None:
-    rate = args.rate or durable_max / 2
+async def bare_and_burst(args: argparse.Namespace, report: Report, url: str) -> tuple[float, float]:
+    """For a scenario run on its own: bare aiohttp's req/s and the burst rate with the relay,
+    from one round of each."""
+    print("measuring bare aiohttp and the burst rate with the relay (one round each)")
+    sides = await measure_ingest(runs=1, load=burst(args), amqp_url=url, names=[BASELINE, RELAY])
+    report.context["basis"] = {name: side.summary() for name, side in sides.items()}
+    return sides[BASELINE].runs[0].wrk.rate, sides[RELAY].runs[0].wrk.rate
+
+
+async def sustained(
+    args: argparse.Namespace, report: Report, url: str, *, bare: float, start: float
+) -> Sustained:
+    print(
+        f"sustained: probes of {args.probe_seconds:g} s from {start:,.0f} req/s down (x0.85, "
+        f"at most {args.max_probes}, {args.refine} refining), then {args.sustained_seconds:g} s"
+    )
+    result = await measure_sustained(
+        url,
+        start=start,
+        probe=paced(args, args.probe_seconds),
+        load=paced(args, args.sustained_seconds),
+        max_probes=args.max_probes,
+        refine=args.refine,
+    )
+    sections.sustained(report, result, bare=bare, seconds=args.sustained_seconds)
+    return result
+
+
+async def half_sustained(args: argparse.Namespace, report: Report, url: str) -> tuple[float, str]:
+    """For keep-up or the soak on its own: --rate, or half the rate the sustained search finds
+    (the search only: no long run)."""
+    if args.rate:
+        return args.rate, f"{args.rate:,.0f} req/s (--rate)"
+    _, start = await bare_and_burst(args, report, url)
+    print(f"finding the sustained maximum: probes of {args.probe_seconds:g} s from {start:,.0f}")
+    found = await find_rate(
+        url,
+        start=start,
+        probe=paced(args, args.probe_seconds),
+        max_probes=args.max_probes,
+        refine=args.refine,
+    )
+    report.context["sustained_search"] = found.summary()
+    return found.rate / 2, f"half the sustained maximum ({found.rate:,.0f} req/s)"
+
+
+async def keepup(
+    args: argparse.Namespace, report: Report, url: str, rate: float, basis: str
+) -> None:
     print(f"keep-up: {args.keepup_seconds:g} s at {rate:,.0f} req/s with the relay publishing")
-    load = Load(args.keepup_seconds, args.connections, args.threads)
-    result = await measure_keepup(url, rate=rate, load=load)
-    summary = result.summary()
-    report.context["keepup"] = summary
-    report.section(f"keep-up at half the durable maximum ({durable_max:,.0f} req/s)")
-    achieved = summary["achieved_req_per_s"] / rate
-    report.add(
-        "offered / achieved req/s", rate, "req/s", extra=summary["achieved_req_per_s"],
-        ratio=achieved, target=">= 0.95 of offered", ok=achieved >= 0.95,
-    )  # fmt: skip
-    report.add("p50 / p99 ack latency", summary["p50_ms"], "ms", extra=summary["p99_ms"])
-    report.add(
-        "outbox backlog, largest seen", result.max_backlog, "events",
-        target="<= 1 s of traffic", ok=result.bounded,
-    )  # fmt: skip
-    report.add("oldest unpublished event, largest seen", result.max_age, "s")
-    report.add(
-        "oldest unpublished event at the end (last 1 s)", result.final_age, "s",
-        target=f"< {OLDEST_S:g} s", ok=result.final_age < OLDEST_S,
-    )  # fmt: skip
+    result = await measure_keepup(url, rate=rate, load=paced(args, args.keepup_seconds))
+    sections.keepup(report, result, basis=basis)
+
+
+async def soak(args: argparse.Namespace, report: Report, url: str, rate: float) -> None:
+    print(f"soak: {args.minutes:g} minutes at {rate:,.0f} req/s with the relay publishing")
+    result = await measure_soak(
+        url, minutes=args.minutes, rate=rate, load=paced(args, args.minutes * 60)
+    )
+    sections.soak(report, result)
 
 
 async def drain(args: argparse.Namespace, report: Report, url: str) -> None:
     print(f"drain: {args.drain_rounds} rounds over {args.drain_events:,} events, 256 in flight")
     result = await measure_drain(url, events=args.drain_events, rounds=args.drain_rounds)
-    summary = result.summary()
-    report.context["drain"] = summary
-    report.section(f"outbox drain of a {args.drain_events:,}-event backlog (medians)")
-    report.add("raw aio-pika confirmed publish: msg/s", summary["raw_msg_per_s"], "msg/s")
-    report.add(
-        "outbox relay drain: msg/s", summary["outbox_msg_per_s"], "msg/s",
-        ratio=result.ratio, target=f">= {DRAIN_RATIO:.2f}", ok=result.ratio >= DRAIN_RATIO,
-    )  # fmt: skip
+    sections.drain(report, result)
 
 
-async def soak(args: argparse.Namespace, report: Report, url: str) -> None:
-    rate = args.rate
-    if rate is None:
-        print("soak: measuring the durable maximum first (one 5 s run)")
-        sides = await measure_ingest(
-            runs=1, load=Load(5, args.connections, args.threads), amqp_url=None
-        )
-        rate = sides[RECEIVER].runs[0].wrk.rate / 2
-    print(f"soak: {args.minutes:g} minutes at {rate:,.0f} req/s with the relay publishing")
-    load = Load(args.minutes * 60, args.connections, args.threads)
-    result = await measure_soak(url, minutes=args.minutes, rate=rate, load=load)
-    summary = result.summary()
-    report.context["soak"] = summary
-    report.section(f"soak: {summary['minutes']:g} minutes at {rate:,.0f} req/s, relay publishing")
-    report.add("achieved req/s", summary["achieved_req_per_s"], "req/s")
-    for name in ("http", "writer"):
-        rss = summary[f"{name}_rss_mib"]
-        report.add(
-            f"{name} process RSS after warm-up / max", rss["reference"], "MiB", extra=rss["max"],
-            ratio=rss["growth"], target=f"<= {RSS_GROWTH:.2f}", ok=rss["growth"] <= RSS_GROWTH,
-        )  # fmt: skip
+async def history(args: argparse.Namespace, report: Report) -> None:
+    print(f"history: {args.history_events:,} events over {args.history_streams:,} streams")
+    await history_section(
+        report, events=args.history_events, streams=args.history_streams, runs=args.history_runs
+    )
+
+
+async def everything(args: argparse.Namespace, report: Report, url: str) -> None:
+    sides = await ingest(args, report, url)
+    if args.many_streams:
+        await many_streams(args, report)
+    bare = sides[BASELINE].median(lambda r: r.wrk.rate)
+    start = sides[RELAY].median(lambda r: r.wrk.rate)
+    found = await sustained(args, report, url, bare=bare, start=start)
+    rate = args.rate or found.rate / 2
+    basis = (
+        f"{rate:,.0f} req/s (--rate)"
+        if args.rate
+        else f"half the sustained maximum ({found.rate:,.0f} req/s)"
+    )
+    await keepup(args, report, url, rate, basis)
+    await soak(args, report, url, rate)
+    await drain(args, report, url)
+    await history(args, report)
 
 
 async def run(args: argparse.Namespace) -> Report:
@@ -166,57 +191,108 @@ async def run(args: argparse.Namespace) -> Report:
         url = args.amqp_url
         if args.scenario in NEEDS_BROKER:
             url = stack.enter_context(broker(args.amqp_url))
-        if args.scenario in ("ingest", "all", "smoke"):
-            receiver = await ingest(args, report, url if args.scenario != "ingest" else None)
-            if args.scenario != "ingest":
-                assert url is not None
-                await keepup(args, report, url, receiver.summary()["req_per_s"])
-                await drain(args, report, url)
-        elif args.scenario == "drain":
+        scenario = args.scenario
+        if scenario in ("all", "smoke"):
+            await everything(args, report, url)
+        elif scenario == "ingest":
+            await ingest(args, report, None)
+        elif scenario == "sustained":
+            bare, start = await bare_and_burst(args, report, url)
+            await sustained(args, report, url, bare=bare, start=start)
+        elif scenario == "keepup":
+            await keepup(args, report, url, *await half_sustained(args, report, url))
+        elif scenario == "soak":
+            rate, _ = await half_sustained(args, report, url)
+            await soak(args, report, url, rate)
+        elif scenario == "drain":
             await drain(args, report, url)
-        elif args.scenario == "keepup":
-            sides = await measure_ingest(
-                runs=1, load=Load(args.seconds, args.connections, args.threads), amqp_url=None
-            )
-            await keepup(args, report, url, sides[RECEIVER].runs[0].wrk.rate)
-        elif args.scenario == "soak":
-            await soak(args, report, url)
+        elif scenario == "history":
+            await history(args, report)
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="python -m bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", choices=["all", "ingest", "drain", "keepup", "soak", "smoke"])
-    parser.add_argument("--runs", type=int, default=3, help="ingest rounds (medians reported)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each ingest run")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument(
+    p.add_argument("scenario", choices=SCENARIOS)
+    p.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    p.add_argument("--amqp-url", help="an existing broker (default: start a private node)")
+    load = p.add_argument_group("load (every scenario)")
+    load.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    load.add_argument(
         "--threads", type=int, default=1,
         help="wrk threads (it shares the cores with the servers; default 1)",
     )  # fmt: skip
-    parser.add_argument(
+    ingest = p.add_argument_group("ingest (bursts: as fast as answered)")
+    ingest.add_argument("--runs", type=int, default=3, help="rounds (medians reported)")
+    ingest.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    ingest.add_argument(
         "--streams", type=int, default=0,
-        help="ingest: spread events over this many streams (default: one per kind, as in the "
-        "examples); many streams make the per-stream indexes cost more",
+        help="spread the events over this many streams (default: one per kind, as in the "
+        "examples)",
     )  # fmt: skip
-    parser.add_argument("--amqp-url", help="an existing broker (default: start a private node)")
-    parser.add_argument("--drain-events", type=int, default=200_000)
-    parser.add_argument("--drain-rounds", type=int, default=3)
-    parser.add_argument("--keepup-seconds", type=float, default=30.0)
-    parser.add_argument("--minutes", type=float, default=10.0, help="length of the soak run")
-    parser.add_argument(
-        "--rate", type=float, help="req/s for keepup and soak (default: half the durable maximum)"
+    ingest.add_argument(
+        "--many-streams", type=int, default=10_000,
+        help="all: ingest again with the events over this many streams (0: skip); many streams "
+        "make the per-stream indexes cost more",
+    )  # fmt: skip
+    ingest.add_argument(
+        "--quiet-tail", type=float, default=0.0,
+        help="stop sending this many seconds before each burst ends, so every request sent is "
+        "answered and the events stored equal the 200s exactly (costs wrk a timer per "
+        "request; paced runs always end with a quiet second)",
+    )  # fmt: skip
+    sustained = p.add_argument_group("sustained, keep-up, soak (paced, relay publishing)")
+    sustained.add_argument("--probe-seconds", type=float, default=10.0, help="length of a probe")
+    sustained.add_argument(
+        "--max-probes", type=int, default=8,
+        help="probes down from the burst rate with the relay, each at 0.85 times the last",
+    )  # fmt: skip
+    sustained.add_argument(
+        "--refine", type=int, default=2,
+        help="bisection probes between the highest bounded and the lowest unbounded rate",
+    )  # fmt: skip
+    sustained.add_argument(
+        "--sustained-seconds", type=float, default=60.0, help="the run at the rate found"
     )
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    args = parser.parse_args(argv)
+    sustained.add_argument("--keepup-seconds", type=float, default=30.0, help="the keep-up run")
+    sustained.add_argument("--minutes", type=float, default=10.0, help="length of the soak")
+    sustained.add_argument(
+        "--rate", type=float,
+        help="req/s for keep-up and the soak (default: half the sustained maximum)",
+    )  # fmt: skip
+    other = p.add_argument_group("drain and history")
+    other.add_argument(
+        "--drain-events", type=int, default=200_000, help="the outbox backlog to drain"
+    )
+    other.add_argument("--drain-rounds", type=int, default=3, help="rounds (medians reported)")
+    other.add_argument(
+        "--history-events", type=int, default=1_000_000, help="events in the history database"
+    )
+    other.add_argument(
+        "--history-streams", type=int, default=10_000, help="streams they are spread over"
+    )
+    other.add_argument("--history-runs", type=int, default=20, help="timed runs of each query")
+    return p
+
+
+def smoke(args: argparse.Namespace) -> None:
+    """Every part, briefly; quiet tails everywhere so the counts are exact."""
+    args.runs, args.seconds, args.connections, args.quiet_tail = 1, 2.0, 16, 1.0
+    args.many_streams = min(args.many_streams, 50)  # a handful, more than the 16 kinds name
+    args.probe_seconds, args.max_probes, args.refine, args.sustained_seconds = 2.0, 1, 0, 3.0
+    args.keepup_seconds, args.minutes = 3.0, 5 / 60
+    args.drain_events, args.drain_rounds = 2000, 1
+    args.history_events, args.history_streams, args.history_runs = 2000, 20, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.scenario == "smoke":
-        args.runs, args.seconds, args.connections = 1, 2.0, 16
-        args.keepup_seconds, args.drain_events, args.drain_rounds = 2.0, 2000, 1
-        args.streams = args.streams or 50  # the many-streams load path is exercised too
+        smoke(args)
     # uvloop, as `receiver serve` runs: the drain measures the relay inside this process.
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         report = runner.run(run(args))

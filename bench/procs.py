@@ -1,7 +1,11 @@
 """Start servers as separate processes, wait for them, and read their CPU time and memory.
 
-`receiver serve` is two processes (HTTP and the SQLite writer, its child): both are measured,
-since the writer's CPU competes with the HTTP process and the load generator for the same cores.
+`receiver serve` is several processes: the HTTP process (the one started), the SQLite writer
+(which also folds the inbox into events) and the outbox relay. All are measured, since they
+compete with each other and with the load generator for the same cores. A process is named by its
+role, read from the module on its command line (`-m receiver.storage.writer_process` is the
+writer, any module with "relay" in its name the relay): the pids change when a child restarts,
+and the order in which children start is nobody's promise.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+HTTP, WRITER, RELAY_PROCESS = "http", "writer", "relay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +31,15 @@ class Usage:
     rss_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class Proc:
+    """One process of a server at one moment."""
+
+    pid: int
+    role: str
+    usage: Usage
+
+
 def usage(pid: int) -> Usage:
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
@@ -32,7 +48,7 @@ def usage(pid: int) -> Usage:
 
 
 def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (the writer process of `receiver serve`)."""
+    """The processes whose parent is `pid`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -46,8 +62,62 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def descendants(pid: int) -> list[int]:
+    """Children, grandchildren and so on (a relay may be the writer's child, or the reverse)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = children(todo.pop())
+        found += kids
+        todo += kids
+    return sorted(found)
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def role(argv: list[str]) -> str:
+    """A child's role from its program: the module after `-m` (and its subcommand, if one
+    follows), else the executable's name.
+
+    Only the program is looked at, never its options: a database path may contain any word.
+    """
+    if "-m" in argv[:-1]:
+        at = argv.index("-m") + 1
+        program = " ".join(w for w in argv[at : at + 2] if not w.startswith("-"))
+    else:
+        program = Path(argv[0]).name if argv else ""
+    if "relay" in program:
+        return RELAY_PROCESS
+    if "writer" in program:
+        return WRITER
+    return program or "?"
+
+
+def cpu_by_role(before: Iterable[Proc], after: Iterable[Proc]) -> dict[str, float]:
+    """CPU seconds each role spent between two snapshots (a process born since counts from 0;
+    one that died in between is lost, which only a restart causes)."""
+    start = {p.pid: p.usage.cpu_seconds for p in before}
+    spent: dict[str, float] = {}
+    for p in after:
+        spent[p.role] = spent.get(p.role, 0.0) + p.usage.cpu_seconds - start.get(p.pid, 0.0)
+    return spent
+
+
+def rss_by_role(procs: Iterable[Proc]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in procs:
+        out[p.role] = out.get(p.role, 0) + p.usage.rss_bytes
+    return out
+
+
 class Server:
-    """A server process on loopback; `usage()` reads it and its children from /proc."""
+    """A server process on loopback; `snapshot()` reads it and its descendants from /proc."""
 
     def __init__(
         self, argv: list[str], port: int, env: dict[str, str] | None = None, *, log: Path
@@ -77,9 +147,15 @@ class Server:
                 time.sleep(0.05)  # polling a port under a deadline
         raise TimeoutError(f"server on port {self.port} did not become healthy")
 
-    def usage(self) -> list[Usage]:
-        """This process first, then its children (for `receiver serve`: the writer)."""
-        return [usage(pid) for pid in [self.proc.pid, *children(self.proc.pid)]]
+    def snapshot(self) -> list[Proc]:
+        """The HTTP process (the one started) and every descendant, each with its role."""
+        procs = [Proc(self.proc.pid, HTTP, usage(self.proc.pid))]
+        for pid in descendants(self.proc.pid):
+            try:
+                procs.append(Proc(pid, role(command_line(pid)), usage(pid)))
+            except OSError:  # exited meanwhile
+                continue
+        return procs
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+_WIDTH = 56  # the figure column
+
 
 @dataclass
 class Report:
@@ -41,7 +43,7 @@ class Report:
         )  # fmt: skip
 
     def table(self) -> str:
-        header = f"{'figure':<50} {'value':>19} {'unit':<6} {'ratio':>6}  target"
+        header = f"{'figure':<{_WIDTH}} {'value':>19} {'unit':<6} {'ratio':>6}  target"
         lines = [header]
         section = None
         for row in self.rows:
@@ -54,7 +56,7 @@ class Report:
             ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}"
             verdict = {True: " ok", False: " MISSED", None: ""}[row["ok"]]
             lines.append(
-                f"{row['figure']:<50} {value:>19} {row['unit']:<6} {ratio:>6}  "
+                f"{row['figure']:<{_WIDTH}} {value:>19} {row['unit']:<6} {ratio:>6}  "
                 f"{row['target']}{verdict}".rstrip()
             )
         return "\n".join(lines)
@@ -74,6 +76,8 @@ class Report:
 
 
 def _number(value: float) -> str:
+    if isinstance(value, int):  # counts
+        return f"{value:,}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 1:
