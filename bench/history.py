@@ -517,6 +517,9 @@ def _ms(seconds: float) -> float:
 @contextlib.asynccontextmanager
 async def serving(database: Path) -> AsyncIterator[ClientSession]:
     """The real app over `database` on a loopback socket, and a client that carries the token."""
+    for file in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+        if file.exists():
+            file.chmod(0o600)  # as the service keeps its files; it would warn and fix it
     settings = Settings(
         callback_keys=[SecretStr("bench-history-callback-key")],
         api_token=SecretStr(API_TOKEN),
