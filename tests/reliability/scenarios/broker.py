@@ -147,15 +147,19 @@ async def publishing(rabbit: RabbitNode | None) -> AsyncIterator[Publishing | No
 
 
 def outbox(database: Path) -> tuple[set[str], int, int]:
-    """(ids marked published, unpublished count, unroutable count), read-only as an operator."""
+    """(ids marked published, unpublished count, unroutable count), read-only as an operator.
+
+    Acknowledged callbacks not folded yet count as unpublished: they will be events to publish.
+    """
     conn = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT id, published_at, last_error FROM events").fetchall()
+        (unfolded,) = conn.execute("SELECT count(*) FROM inbox").fetchone()
     finally:
         conn.close()
     marked = {row[0] for row in rows if row[1] is not None}
     unroutable = sum(1 for row in rows if row[1] is not None and row[2] == "unroutable")
-    return marked, len(rows) - len(marked), unroutable
+    return marked, len(rows) - len(marked) + int(unfolded), unroutable
 
 
 def marked_count(database: Path) -> int:

@@ -81,16 +81,28 @@ class Findings:
 
 
 def stored_ids(database: Path) -> Counter[str]:
-    """How many rows hold each generated event id, read as an operator would (read-only)."""
+    """How many rows hold each generated event id, read as an operator would (read-only).
+
+    A callback still in the inbox (acknowledged, not folded when the service stopped) is
+    stored too: it is on disk and becomes its event at the next start. It counts once, and only
+    if no event holds its id (a retry waiting to be folded is not a second row)."""
     conn = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
     try:
         rows = conn.execute(
             "SELECT json_extract(payload, ?) FROM events WHERE json_valid(payload)",
             (f"$.{ID_FIELD}",),
         ).fetchall()
+        waiting = conn.execute(
+            "SELECT json_extract(CAST(payload AS TEXT), ?) FROM inbox",
+            (f"$.{ID_FIELD}",),
+        ).fetchall()
     finally:
         conn.close()
-    return Counter(row[0] for row in rows if isinstance(row[0], str))
+    counted = Counter(row[0] for row in rows if isinstance(row[0], str))
+    for (event,) in waiting:
+        if isinstance(event, str) and event not in counted:
+            counted[event] = 1
+    return counted
 
 
 def audit(findings: Findings, ledger: Ledger, database: Path) -> Findings:
