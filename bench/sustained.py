@@ -73,10 +73,13 @@ class Sustained:
 
 
 async def paced_run(
-    url: str, rate: float, load: Load, *, sample_every: float, scratch: Path
+    url: str, rate: float, load: Load, *, sample_every: float, scratch: Path, tag: str = ""
 ) -> KeepUp:
+    """One paced run with the relay, on a database of its own (`tag` names it among the runs
+    sharing `scratch`: a probe must not count the events of the one before)."""
     paced = Load(load.seconds, load.connections, load.threads, rate=rate, quiet=PACED_QUIET)
-    return KeepUp(rate, await one_run(RELAY, scratch, paced, url, sample_every=sample_every))
+    run = await one_run(RELAY, scratch, paced, url, sample_every=sample_every, tag=tag)
+    return KeepUp(rate, run)
 
 
 async def search(
@@ -123,7 +126,12 @@ async def find_rate(
 
         async def holds(rate: float) -> bool:
             p = await paced_run(
-                url, rate, probe, sample_every=PROBE_SAMPLE_EVERY, scratch=Path(scratch)
+                url,
+                rate,
+                probe,
+                sample_every=PROBE_SAMPLE_EVERY,
+                scratch=Path(scratch),
+                tag=f"probe{len(result.probes) + 1}-",
             )
             result.probes.append(p)
             ok = bounded(p)
