@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     # folded after each acknowledged commit while callbacks keep coming (0: only in pauses).
     fold_batch: int = Field(default=2000, ge=1, le=100_000)
     fold_busy_rows: int = Field(default=32, ge=0, le=100_000)
-    fold_max_lag_seconds: float = Field(default=1.0, gt=0, le=3600)
+    fold_max_lag_seconds: float = Field(default=0.5, gt=0, le=3600)
     fold_pause_seconds: float = Field(default=0.005, ge=0, le=60)
     log_level: str = "INFO"
 

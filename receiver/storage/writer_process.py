@@ -8,7 +8,7 @@ time so a poisoned row cannot fail its neighbours.
 
 Between those commits it folds the inbox into events (`receiver.storage.fold`): in the pauses
 between callbacks, in transactions that end as soon as one arrives, and, when callbacks keep
-coming so long that history would lag more than a second, a chunk after each commit. One
+coming so long that history would lag more than half a second, a chunk after each commit. One
 process for both keeps one writer on the database: SQLite lets one transaction write at a time,
 and a second writing process would make acknowledgements wait behind a fold's transaction.
 
@@ -76,7 +76,7 @@ FOLD_BATCH: Final = 2000
 # A pause in the callbacks this long lets the fold run (it stops when the next one arrives).
 FOLD_PAUSE_SECONDS: Final = 0.005
 # Beyond this age of the oldest unfolded callback, fold between commits even under load.
-FOLD_MAX_LAG_SECONDS: Final = 1.0
+FOLD_MAX_LAG_SECONDS: Final = 0.5
 # After a fold that stopped at a row it could not store: wait, then try that row again.
 FOLD_RETRY_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
 # On shutdown, fold for at most this long (the service waits 30 s for the writer to exit).
