@@ -8,12 +8,12 @@ and builds its messages straight from them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final, cast
 
 import aiosqlite
 
 from receiver.outbox.envelope import COLUMNS, OutboxRow
+from receiver.storage.inbox import Backlog
 
 # Uses the partial index events_unpublished (seq WHERE published_at IS NULL): published rows
 # are never scanned, however many there are.
@@ -23,17 +23,6 @@ _UNPUBLISHED: Final = (
 )
 _BACKLOG: Final = "SELECT count(*) FROM events WHERE published_at IS NULL"
 _OLDEST: Final = "SELECT received_at FROM events WHERE published_at IS NULL ORDER BY seq LIMIT 1"
-
-
-@dataclass(frozen=True, slots=True)
-class Backlog:
-    count: int
-    oldest_received_at: float | None
-
-    def oldest_age(self, now: float) -> float | None:
-        if self.oldest_received_at is None:
-            return None
-        return max(0.0, now - self.oldest_received_at)
 
 
 async def fetch_tuples(

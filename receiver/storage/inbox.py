@@ -18,15 +18,21 @@ _REJECTED: Final = "SELECT count(*) FROM fold_rejects"
 
 
 @dataclass(frozen=True, slots=True)
-class FoldBacklog:
+class Backlog:
+    """Work waiting for a stage (the fold, the relay): how much, and since when."""
+
     count: int
     oldest_received_at: float | None
-    rejected: int = 0  # callbacks the database refused to store as events (fold_rejects)
 
     def oldest_age(self, now: float) -> float | None:
         if self.oldest_received_at is None:
             return None
         return max(0.0, now - self.oldest_received_at)
+
+
+@dataclass(frozen=True, slots=True)
+class FoldBacklog(Backlog):
+    rejected: int = 0  # callbacks the database refused to store as events (fold_rejects)
 
 
 async def fold_backlog(conn: aiosqlite.Connection) -> FoldBacklog:
