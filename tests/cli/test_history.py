@@ -13,14 +13,16 @@ import pytest
 from receiver.cli import main
 from receiver.storage.connect import connect
 from tests.support.css import push_begin, snapshot, stream_end
-from tests.support.helpers import signed
+from tests.support.helpers import folded, signed
 
 T0 = 1_703_731_000
 
 
 async def _store(client: Any, *bodies: dict[str, Any]) -> None:
+    """Post the callbacks; return once they are folded into events (the CLI reads those)."""
     for body in bodies:
         assert (await client.post("/callbacks", json=signed(body))).status == 200
+    await folded(client)
 
 
 async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
