@@ -53,7 +53,7 @@ from urllib.parse import quote, urlencode
 import aiosqlite
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from bench.report import Report
 from receiver.app import create_app
@@ -201,65 +201,73 @@ def _query_string(model: Any, cursor: str | None) -> str:
 
 
 def events_trial(data: Data, query: EventQuery, after: int | None) -> Trial:
-    conn, desc = data.conn, query.order == "desc"
-    sql = history.events_page_sql(query, after)
-
-    async def listing() -> Fetched:
-        rows = await _rows(conn, sql)
-        return Fetched(rows[: query.limit], len(rows) > query.limit)
-
-    async def by_key(page: Fetched) -> list[Any]:
-        return await _rows(conn, history.events_by_seq_sql([r["seq"] for r in page.rows], desc))
-
-    async def respond(page: Fetched) -> bytes:
-        rows = await by_key(page)
-        codec = CursorCodec(API_TOKEN)
-        cursor = (
-            codec.encode("events", query.fingerprint(), (rows[-1]["seq"],)) if page.more else None
-        )
-        events = [history.event_from_row(row) for row in rows]
-        return EventList(events=events, next_cursor=cursor).model_dump_json().encode()
-
-    cursor = None if after is None else data.codec.encode("events", query.fingerprint(), (after,))
-    return Trial(
-        listing,
-        by_key,
-        respond,
-        f"/api/events?{_query_string(query, cursor)}",
-        lambda page: [r["id"] for r in page.rows],
-        lambda answer: [e["id"] for e in answer["events"]],
-        lambda: _const([sql]),
+    return _page_trial(
+        data,
+        query,
+        after,
+        scope="events",
+        key="seq",
+        name="id",
+        sql=history.events_page_sql(query, after),
+        by_key_sql=history.events_by_seq_sql,
+        respond_with=lambda rows, cursor: EventList(
+            events=[history.event_from_row(row) for row in rows], next_cursor=cursor
+        ),
     )
 
 
 def streams_trial(data: Data, query: StreamQuery, after: int | None) -> Trial:
+    return _page_trial(
+        data,
+        query,
+        after,
+        scope="streams",
+        key="id",
+        name="stream_id",
+        sql=history.streams_page_sql(query, after),
+        by_key_sql=history.streams_by_id_sql,
+        respond_with=lambda rows, cursor: StreamList(
+            streams=[history.stream_from_row(row) for row in rows], next_cursor=cursor
+        ),
+    )
+
+
+def _page_trial(
+    data: Data,
+    query: EventQuery | StreamQuery,
+    after: int | None,
+    *,
+    scope: str,
+    key: str,
+    name: str,
+    sql: history.Sql,
+    by_key_sql: Callable[[list[int], bool], history.Sql],
+    respond_with: Callable[[list[Any], str | None], BaseModel],
+) -> Trial:
+    """A listing of `scope` (events, streams) paged by `key`, whose HTTP answer lists `name`."""
     conn, desc = data.conn, query.order == "desc"
-    sql = history.streams_page_sql(query, after)
 
     async def listing() -> Fetched:
         rows = await _rows(conn, sql)
         return Fetched(rows[: query.limit], len(rows) > query.limit)
 
     async def by_key(page: Fetched) -> list[Any]:
-        return await _rows(conn, history.streams_by_id_sql([r["id"] for r in page.rows], desc))
+        return await _rows(conn, by_key_sql([r[key] for r in page.rows], desc))
 
     async def respond(page: Fetched) -> bytes:
         rows = await by_key(page)
         codec = CursorCodec(API_TOKEN)
-        cursor = (
-            codec.encode("streams", query.fingerprint(), (rows[-1]["id"],)) if page.more else None
-        )
-        streams = [history.stream_from_row(row) for row in rows]
-        return StreamList(streams=streams, next_cursor=cursor).model_dump_json().encode()
+        cursor = codec.encode(scope, query.fingerprint(), (rows[-1][key],)) if page.more else None
+        return respond_with(rows, cursor).model_dump_json().encode()
 
-    cursor = None if after is None else data.codec.encode("streams", query.fingerprint(), (after,))
+    cursor = None if after is None else data.codec.encode(scope, query.fingerprint(), (after,))
     return Trial(
         listing,
         by_key,
         respond,
-        f"/api/streams?{_query_string(query, cursor)}",
-        lambda page: [r["stream_id"] for r in page.rows],
-        lambda answer: [s["stream_id"] for s in answer["streams"]],
+        f"/api/{scope}?{_query_string(query, cursor)}",
+        lambda page: [r[name] for r in page.rows],
+        lambda answer: [item[name] for item in answer[scope]],
         lambda: _const([sql]),
     )
 
