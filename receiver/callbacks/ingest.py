@@ -3,9 +3,9 @@
 Only what can refuse a request happens here (the answer must say why). Normalisation, the
 deduplication key and the model validation, which never refuse a body, run later in the fold
 (`receiver.storage.fold`), off the acknowledgement's path; it also counts what was stored and
-what was a duplicate. Order matters: the URL token (when
-configured) is checked before the body is even parsed, so an unauthenticated caller learns
-nothing about our parser; the signature needs the parsed body.
+what was a duplicate. Order matters: the URL token (when configured) is checked before the body
+is even parsed, so an unauthenticated caller learns nothing about our parser; the signature
+needs the parsed body.
 """
 
 from __future__ import annotations

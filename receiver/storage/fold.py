@@ -71,6 +71,12 @@ class KindCounts:
     schema_errors: int = 0
     rejected: int = 0
 
+    def add(self, other: KindCounts) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.schema_errors += other.schema_errors
+        self.rejected += other.rejected
+
 
 @dataclass(slots=True)
 class FoldResult:
@@ -82,21 +88,12 @@ class FoldResult:
     counts: dict[str, KindCounts] = field(default_factory=dict)
     error: str | None = None  # the fold stopped at a row it could not store
 
-    @property
-    def stored(self) -> int:
-        return sum(c.stored for c in self.counts.values())
-
 
 class Folder:
     """Folds the inbox of one writer connection (the writer process's own)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-
-    def backlog(self) -> int:
-        """Inbox rows not folded yet."""
-        (count,) = self._conn.execute("SELECT count(*) FROM inbox").fetchone()
-        return int(count)
 
     def step(self, limit: int, *, stop: Callable[[], bool] = lambda: False) -> FoldResult | None:
         """Fold up to `limit` of the oldest inbox rows in one transaction; None when empty.
@@ -123,9 +120,8 @@ class Folder:
         counts: dict[str, KindCounts] = {}
         folded, through = 0, rows[0].seq - 1
         for row in rows:
-            single: dict[str, KindCounts] = {}
             try:
-                self._fold([row], single, lambda: False)
+                self._fold([row], counts, lambda: False)
             except sqlite3.IntegrityError as exc:
                 log.error("the database refuses event %s (%s); kept in fold_rejects", row.id, exc)
                 try:
@@ -134,17 +130,11 @@ class Folder:
                     return FoldResult(
                         folded, through, time.perf_counter() - started, counts, str(again)
                     )
-                single = {kind_of(row.event_type): KindCounts(rejected=1)}
+                counts.setdefault(kind_of(row.event_type), KindCounts()).rejected += 1
             except sqlite3.Error as exc:
                 log.error("could not fold inbox row %d (event %s): %s", row.seq, row.id, exc)
                 return FoldResult(folded, through, time.perf_counter() - started, counts, str(exc))
             folded, through = folded + 1, row.seq
-            for kind, c in single.items():
-                total = counts.setdefault(kind, KindCounts())
-                total.stored += c.stored
-                total.duplicates += c.duplicates
-                total.schema_errors += c.schema_errors
-                total.rejected += c.rejected
         return FoldResult(folded, through, time.perf_counter() - started, counts)
 
     def _reject(self, row: InboxRow, error: str) -> None:
@@ -163,7 +153,7 @@ class Folder:
         self, rows: list[InboxRow], counts: dict[str, KindCounts], stop: Callable[[], bool]
     ) -> int:
         """Store the events of `rows` (chunk by chunk until `stop()`), delete what was folded,
-        commit; returns how many rows were folded. Fills `counts` only once committed."""
+        commit; returns how many rows were folded. Adds to `counts` only once committed."""
         conn = self._conn
         pending: dict[str, KindCounts] = {}
         # Not synchronous: the inbox rows are on disk, so a fold lost with the power is done
@@ -173,7 +163,8 @@ class Folder:
             self._transaction(rows, pending, stop)
         finally:
             conn.execute("PRAGMA synchronous = FULL")
-        counts.update(pending)
+        for kind, c in pending.items():
+            counts.setdefault(kind, KindCounts()).add(c)
         return sum(c.stored + c.duplicates for c in pending.values())
 
     def _transaction(
