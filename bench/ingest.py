@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.procs import HTTP, RELAY_PROCESS, WRITER, cpu_by_role
+from bench.procs import FOLD, HTTP, RELAY_PROCESS, WRITER, cpu_by_role
 from bench.readiness import Sample, cancel_all, finish, folded, read_once, sample, wait_until
 from bench.service import (
     BASELINE,
@@ -41,7 +41,7 @@ from bench.wrk import Load, WrkResult, drive
 class Run:
     side: str
     wrk: WrkResult
-    cpu_ms: dict[str, float]  # per request answered, by process role (http, writer, relay)
+    cpu_ms: dict[str, float]  # per request answered, by process role (http, writer, fold, ...)
     stored: int | None = None  # events, once the fold drained (receiver only)
     fold_drain: float | None = None  # seconds from the end of sending until fold backlog 0
     end_to_end: EndToEnd | None = None
@@ -56,6 +56,10 @@ class Run:
     @property
     def writer_cpu_ms(self) -> float | None:
         return self.cpu_ms.get(WRITER)
+
+    @property
+    def fold_cpu_ms(self) -> float | None:
+        return self.cpu_ms.get(FOLD)
 
     @property
     def relay_cpu_ms(self) -> float | None:
@@ -90,6 +94,8 @@ class Side:
         }
         if any(r.writer_cpu_ms is not None for r in self.runs):
             out["writer_cpu_ms_per_req"] = round(self.median(lambda r: r.writer_cpu_ms), 4)
+        if any(r.fold_cpu_ms is not None for r in self.runs):
+            out["fold_cpu_ms_per_req"] = round(self.median(lambda r: r.fold_cpu_ms), 4)
         if any(r.relay_cpu_ms is not None for r in self.runs):
             out["relay_cpu_ms_per_req"] = round(self.median(lambda r: r.relay_cpu_ms), 4)
         if any(r.stored is not None for r in self.runs):

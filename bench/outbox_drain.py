@@ -29,9 +29,10 @@ from receiver.outbox.publisher import Publisher
 from receiver.outbox.queries import unpublished
 from receiver.outbox.relay import OutboxRelay
 from receiver.storage.connect import connect
+from receiver.storage.fold_worker import FoldWorker
+from receiver.storage.inbox_file import prepare_inbox
 from receiver.storage.migrations import apply_migrations
 from receiver.storage.rows import INSERT_EVENT
-from receiver.storage.writer import EventWriter
 
 IN_FLIGHT = 256
 _BUILD_CHUNK = 10_000
@@ -143,10 +144,11 @@ async def raw(url: str, exchange: str, path: Path) -> float:
 
 
 async def relay(url: str, exchange: str, path: Path, events: int) -> float:
-    """The outbox relay as the service runs it: read, publish, confirm, mark (writer process)."""
+    """The outbox relay as the service runs it: read, publish, confirm, mark (fold process)."""
     read = await connect(path, readonly=True)
     read.row_factory = None  # as the service opens the relay's reader (receiver.outbox.broker)
-    writer = EventWriter(path)
+    await asyncio.to_thread(prepare_inbox, path)
+    writer = FoldWorker(path)
     await writer.start()
     metrics = PublishMetrics.create(CollectorRegistry())
     publisher = Publisher(url, exchange, in_flight=IN_FLIGHT, metrics=metrics)

@@ -1,10 +1,11 @@
 """Start servers as separate processes, wait for them, and read their CPU time and memory.
 
-`receiver serve` is several processes: the HTTP process (the one started), the SQLite writer
-(which also folds the inbox into events) and the outbox relay. All are measured, since they
-compete with each other and with the load generator for the same cores. A process is named by its
-role, read from the module on its command line (`-m receiver.storage.writer_process` is the
-writer, any module with "relay" in its name the relay): the pids change when a child restarts,
+`receiver serve` is several processes: the HTTP process (the one started), the inbox writer, the
+fold process (which folds the inbox into events) and, if one runs apart, the outbox relay. All
+are measured, since they compete with each other and with the load generator for the same cores.
+A process is named by its role, read from the module on its command line
+(`-m receiver.storage.writer_process` is the writer, `...fold_process` the fold, any module with
+"relay" in its name the relay): the pids change when a child restarts,
 and the order in which children start is nobody's promise.
 """
 
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-HTTP, WRITER, RELAY_PROCESS = "http", "writer", "relay"
+HTTP, WRITER, FOLD, RELAY_PROCESS = "http", "writer", "fold", "relay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,8 @@ def role(argv: list[str]) -> str:
         return RELAY_PROCESS
     if "writer" in program:
         return WRITER
+    if "fold" in program:
+        return FOLD
     return program or "?"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -131,12 +131,10 @@ class Settings(BaseSettings):
     )
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     writer_max_batch: int = Field(default=1000, ge=1, le=100_000)
-    # The fold (inbox rows into events): rows per transaction in a pause; past the lag, rows
-    # folded after each acknowledged commit while callbacks keep coming (0: only in pauses).
+    # The fold process (inbox rows into events): rows per transaction, and its CPU priority
+    # (idle: only cores nothing else wants; a burst goes to acknowledging, history catches up).
     fold_batch: int = Field(default=2000, ge=1, le=100_000)
-    fold_busy_rows: int = Field(default=32, ge=0, le=100_000)
-    fold_max_lag_seconds: float = Field(default=0.5, gt=0, le=3600)
-    fold_pause_seconds: float = Field(default=0.005, ge=0, le=60)
+    fold_priority: Literal["idle", "low", "normal"] = "idle"
     log_level: str = "INFO"
 
     # Publishing (the outbox relay). No URL: publishing is off and events wait in the outbox.

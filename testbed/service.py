@@ -99,16 +99,29 @@ class ServiceProcess:
         return self.proc.returncode, out, err
 
     def kill(self) -> None:
-        """`kill -9` the service process only; its writer process sees the pipe close."""
+        """`kill -9` the service process only; its writer and fold processes see their pipes
+        close."""
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
 
     def writer_pid(self) -> int:
-        """The pid of the service's writer process (its only child)."""
+        """The pid of the service's writer process (it appends to the inbox)."""
+        return self._child("receiver.storage.writer_process")
+
+    def fold_pid(self) -> int:
+        """The pid of the service's fold process (it writes the database)."""
+        return self._child("receiver.storage.fold_process")
+
+    def _child(self, module: str) -> int:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        assert len(children) == 1, f"expected one writer process, found {children}"
-        return int(children[0])
+        found = [
+            int(pid)
+            for pid in children
+            if module in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        ]
+        assert len(found) == 1, f"expected one {module} process, found {found} of {children}"
+        return found[0]
 
     def output(self) -> tuple[str, str]:
         """Everything the service printed so far: (stdout, stderr)."""

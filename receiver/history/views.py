@@ -30,7 +30,7 @@ from receiver.history.params import (
     validate_query,
 )
 from receiver.keys import SETTINGS
-from receiver.storage.context import WRITER, get_reader
+from receiver.storage.context import FOLDER, get_reader
 from receiver.storage.inbox import unfolded_seq
 from receiver.storage.selection import Text
 from receiver.web.openapi import Method, Operation, Response, document
@@ -75,7 +75,7 @@ async def get_event(request: web.Request) -> web.Response:
             return _json(await history.get_event(reader, path.id))
     try:
         async with asyncio.timeout(FOLD_WAIT_SECONDS):
-            await request.config_dict[WRITER].fold_through(seq)
+            await request.config_dict[FOLDER].fold_through(seq)
     except (TimeoutError, StorageUnavailable):
         pending = EventPending(
             id=path.id,

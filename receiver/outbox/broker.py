@@ -26,7 +26,7 @@ from receiver.outbox.relay import OutboxRelay
 from receiver.outbox.replay_jobs import ReplayJobs
 from receiver.settings import Settings
 from receiver.storage.connect import connect
-from receiver.storage.context import READER, WRITER
+from receiver.storage.context import FOLDER, READER
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,13 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
         relay = OutboxRelay(
             publisher=make_publisher(settings, metrics, name="receiver outbox"),
             reader=relay_reader,
-            writer=app[WRITER],
+            writer=app[FOLDER],
             metrics=metrics,
             clock=clock,
             batch_size=settings.publish_batch,
             backoff=Backoff(cap=settings.publish_retry_max_seconds),
         )
-        app[WRITER].add_listener(relay.wake)
+        app[FOLDER].add_listener(relay.wake)
         app[RELAY] = relay
         app[REPLAY_JOBS] = ReplayJobs(
             reader,

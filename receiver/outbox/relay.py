@@ -1,10 +1,11 @@
 """The outbox relay: publish every stored event to RabbitMQ, oldest first, until none is left.
 
 Events are stored first (the 200 to CSS never waits for the broker) and published afterwards by
-this single background task. The writer wakes it after every commit that stored new events, so
-the hot path has no polling delay. One pass (`publish_pending`) reads unpublished rows in `seq`
+this single background task. The fold process wakes it after every fold that stored new events,
+so the hot path has no polling delay. One pass (`publish_pending`) reads unpublished rows in `seq`
 order in batches (the next batch is read while the current one is being published), publishes
-them through the `Publisher` window, and records outcomes through the group-commit writer:
+them through the `Publisher` window, and records outcomes through the fold process (the
+database's writer):
 `published_at` only for messages the broker confirmed (or returned as unroutable), an attempt
 and `last_error` for the ones that failed. A pass ends when no unpublished row is left, or at the
 first failure, after which the relay backs off (jittered, capped at
@@ -31,7 +32,7 @@ from receiver.outbox.backoff import Backoff
 from receiver.outbox.envelope import Outgoing, from_row
 from receiver.outbox.metrics import PublishMetrics
 from receiver.outbox.publisher import BrokerUnavailable, Outcome, Publisher, Settled, describe
-from receiver.storage.writer import EventWriter, OutboxUpdate
+from receiver.storage.fold_worker import FoldWorker, OutboxUpdate
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class OutboxRelay:
         *,
         publisher: Publisher,
         reader: aiosqlite.Connection,
-        writer: EventWriter,
+        writer: FoldWorker,
         metrics: PublishMetrics,
         clock: Callable[[], float],
         batch_size: int = 1000,

@@ -7,6 +7,11 @@ began. The snapshot is held across all the steps of the copy (WAL: the writer ke
 meanwhile and never waits for it), so a large file is copied step by step, with progress, and
 the commits made during the copy never restart it.
 
+Callbacks acknowledged but not yet folded live in the inbox file beside the database; the copy
+parks them in its own `inbox` table (they are moved into a new inbox file when a service starts
+on the copy). The inbox is read from a snapshot taken before the database's, so a row the fold
+stores (and the writer deletes) while the copy is made is in one of the two.
+
 The copy is written beside its destination as `<name>.partial`, made a standalone file
 (rollback journal: no `-wal` needed beside it), checked with `PRAGMA quick_check`, fsynced, and
 only then renamed into place: the destination never holds half a backup. It is created 0600,
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Final
 
 from receiver.storage.connect import BUSY_TIMEOUT_MS
+from receiver.storage.inbox_file import INBOX_PAIR, inbox_path
 
 STEP_PAGES: Final = 1024
 Progress = Callable[[int, int], None]  # (pages copied, pages in all)
@@ -85,6 +91,7 @@ def _create_private(path: Path) -> None:
 
 def _copy(database: Path, target: Path, step_pages: int, progress: Progress | None) -> int | None:
     """Copy from one read transaction; returns the newest event's `seq` in the copy."""
+    box = _inbox_snapshot(database)
     source = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
     source.isolation_level = None
     try:
@@ -96,6 +103,8 @@ def _copy(database: Path, target: Path, step_pages: int, progress: Progress | No
         try:
             source.backup(copy, pages=step_pages, progress=_steps(progress))
             copy.execute("PRAGMA journal_mode = DELETE")
+            if box is not None:
+                _park_unfolded(box, copy)
             problems = [row[0] for row in copy.execute("PRAGMA quick_check(3)")]
         finally:
             copy.close()
@@ -104,9 +113,46 @@ def _copy(database: Path, target: Path, step_pages: int, progress: Progress | No
         raise BackupError(f"cannot back up {database}: {exc}") from None
     finally:
         source.close()
+        if box is not None:
+            box.close()
     if problems != ["ok"]:
         raise BackupError(f"the copy of {database} is damaged ({'; '.join(problems)}): not kept")
     return last_seq
+
+
+def _inbox_snapshot(database: Path) -> sqlite3.Connection | None:
+    """A read transaction on the inbox file, begun now (None: the database has none yet)."""
+    path = inbox_path(database)
+    if not path.exists():
+        return None
+    try:
+        box = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        box.isolation_level = None
+        box.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        box.execute("BEGIN")
+        box.execute("SELECT count(*) FROM inbox").fetchone()
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot read the inbox file {path}: {exc}") from None
+    return box
+
+
+def _park_unfolded(box: sqlite3.Connection, copy: sqlite3.Connection) -> None:
+    """Put the inbox rows the copy's fold has not reached into the copy's `inbox` table; the
+    copy is no longer paired with this inbox file (a service on it starts a new one)."""
+    (through,) = copy.execute("SELECT inbox_seq FROM fold_progress").fetchone()
+    rows = box.execute(
+        "SELECT id, event_type, received_at, path_kind, payload FROM inbox WHERE seq > ?"
+        " ORDER BY seq",
+        (through,),
+    ).fetchall()
+    copy.execute("BEGIN")
+    copy.executemany(
+        "INSERT INTO inbox (id, event_type, received_at, path_kind, payload)"
+        " VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+    copy.execute(f"DELETE FROM service_state WHERE key = '{INBOX_PAIR}'")  # noqa: S608
+    copy.execute("COMMIT")
 
 
 def _steps(progress: Progress | None) -> Callable[[int, int, int], object] | None:

@@ -1,5 +1,6 @@
-"""The storage cleanup context: the database lock and checks, migrations, connections, the
-writer process, and how far its fold is behind (readiness `fold`, metrics)."""
+"""The storage cleanup context: the database lock and checks, migrations, the inbox file,
+connections, the writer and fold processes, and how far the fold is behind (readiness `fold`,
+metrics)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.metrics import Metrics
 from receiver.storage.connect import connect
+from receiver.storage.fold_worker import FoldWorker
 from receiver.storage.frames import Folded
-from receiver.storage.inbox import FoldBacklog, fold_backlog
+from receiver.storage.inbox import FoldBacklog, attach_inbox, fold_backlog
+from receiver.storage.inbox_file import prepare_inbox
 from receiver.storage.lock import DatabaseLock
 from receiver.storage.migrations import Migration, apply_migrations
 from receiver.storage.preflight import mark_used, preflight
@@ -32,6 +35,7 @@ _BACKLOG_QUERY_TIMEOUT = 5.0
 
 READER = web.AppKey("reader", aiosqlite.Connection)
 WRITER = web.AppKey("writer", EventWriter)
+FOLDER = web.AppKey("folder", FoldWorker)
 
 
 def get_reader(request: web.Request) -> aiosqlite.Connection:
@@ -75,6 +79,7 @@ async def prepare_database(
             applied = await apply_migrations(conn)
         finally:
             await conn.close()
+        await asyncio.to_thread(prepare_inbox, database)
         await asyncio.to_thread(mark_used, database)
     except BaseException:
         lock.release()
@@ -84,30 +89,38 @@ async def prepare_database(
 
 @contextlib.asynccontextmanager
 async def _writing(app: web.Application) -> AsyncIterator[None]:
-    """The reader connection and the writer process, for as long as the app serves."""
+    """The reader connection and the two storage processes, for as long as the app serves."""
     settings = app[SETTINGS]
     metrics = app[METRICS]
     clock = app[CLOCK]
     reader = await connect(settings.database)
+    await attach_inbox(reader, settings.database)
+    folder = FoldWorker(
+        settings.database,
+        batch=settings.fold_batch,
+        priority=settings.fold_priority,
+        log_level=settings.log_level,
+        log_format=settings.log_format,
+        on_fold=lambda folded: observe_fold(metrics, folded),
+    )
     writer = EventWriter(
         settings.database,
         max_batch=settings.writer_max_batch,
         log_level=settings.log_level,
         log_format=settings.log_format,
         on_commit=metrics.observe_commit,
-        on_fold=lambda folded: observe_fold(metrics, folded),
-        fold_batch=settings.fold_batch,
-        fold_busy_rows=settings.fold_busy_rows,
-        fold_max_lag=settings.fold_max_lag_seconds,
-        fold_pause=settings.fold_pause_seconds,
+        on_appended=folder.wake,
     )
+    folder.on_through = writer.trim
     monitor: asyncio.Task[None] | None = None
     try:
+        await folder.start()
         await writer.start()
         app[READER] = reader
         app[WRITER] = writer
+        app[FOLDER] = folder
         app[HEALTH_CHECKS]["database"] = lambda: check_database(writer)
-        app[HEALTH_CHECKS]["fold"] = lambda: check_fold(reader, writer, metrics, clock)
+        app[HEALTH_CHECKS]["fold"] = lambda: check_fold(reader, folder, metrics, clock)
         monitor = asyncio.create_task(
             _monitor(reader, metrics, clock, settings.outbox_stats_interval_seconds),
             name="fold-monitor",
@@ -119,8 +132,10 @@ async def _writing(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
         # Shutdown order: in-flight requests have finished (aiohttp waits for them before
-        # running cleanup), so the writer can commit the last batch, then connections close.
+        # running cleanup), so the writer can commit the last batch, then the fold folds what
+        # it can, then connections close.
         await writer.close()
+        await folder.close()
         await reader.close()
 
 
@@ -141,12 +156,13 @@ def _observe_backlog(metrics: Metrics, backlog: FoldBacklog, now: float) -> floa
 
 async def check_fold(
     reader: aiosqlite.Connection,
-    writer: EventWriter,
+    folder: FoldWorker,
     metrics: Metrics,
     clock: Callable[[], float],
 ) -> ComponentCheck:
     """How far history lags the acknowledgements: `degraded` while the fold is stuck on a row
-    it cannot store (the callbacks are safe in the inbox; history and publishing wait)."""
+    it cannot store, or cannot commit to the database at all (the callbacks are safe in the
+    inbox; history and publishing wait)."""
     details: dict[str, object] = {"backlog": None, "oldest_unfolded_age_seconds": None}
     try:
         async with asyncio.timeout(_BACKLOG_QUERY_TIMEOUT):
@@ -158,8 +174,17 @@ async def check_fold(
     details["backlog"] = backlog.count
     details["oldest_unfolded_age_seconds"] = None if age is None else round(age, 3)
     details["rejected"] = backlog.rejected
-    if writer.fold_error is not None:
-        details["error"] = writer.fold_error
+    if folder.fold_error is not None:
+        details["error"] = folder.fold_error
+        return ComponentCheck("degraded", details)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            await folder.probe()
+    except CommitFailed as exc:
+        details["error"] = f"the fold cannot commit to the database: {exc.detail}"
+        return ComponentCheck("degraded", details)
+    except Exception as exc:
+        details["error"] = f"the fold cannot commit: {type(exc).__name__}: {exc}".strip()
         return ComponentCheck("degraded", details)
     if backlog.rejected:
         details["error"] = (

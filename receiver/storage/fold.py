@@ -1,10 +1,13 @@
 """The fold: accepted callbacks in the inbox become events, in arrival order, in large batches.
 
-The acknowledgement needs only the callback on disk (the inbox row); deduplication, model
-validation, normalised columns, the indexes of `events` and the history triggers change nothing
-in the answer, so they run here, after it. A fold transaction stores the events of a run of
-inbox rows and deletes those rows: a row is folded exactly once, whatever stops the process, and
-a fold that is rolled back is simply done again (same ids, same order, same outcome).
+The acknowledgement needs only the callback on disk (its row in the inbox file); deduplication,
+model validation, normalised columns, the indexes of `events` and the history triggers change
+nothing in the answer, so they run here, after it, in the fold process. A fold transaction
+stores the events of a run of inbox rows and records, in the same transaction, that the fold is
+past them (`fold_progress`): a row is folded exactly once, whatever stops the process, and a
+fold that is rolled back is simply done again (same ids, same order, same outcome). It commits
+with `synchronous=FULL`: the writer deletes inbox rows the fold is past, so those events must
+be on disk first.
 
 A duplicate (its key is stored already) is not stored again; the id its callback was given at
 acknowledgement becomes an alias of the stored event, so that id still finds it.
@@ -12,7 +15,7 @@ acknowledgement becomes an alias of the stored event, so that id still finds it.
 Rows are folded strictly in `seq` order: when a row cannot be stored for a reason that is not
 the row's (a disk error, a damaged index), the fold stops at it and tries again later; the rows
 after it wait, so storage order stays arrival order. A row the database refuses for itself (a
-constraint or trigger: `sqlite3.IntegrityError`) would stop the fold for ever, so it is moved,
+constraint or trigger: `sqlite3.IntegrityError`) would stop the fold for ever, so it is copied,
 verbatim, to `fold_rejects` and reported, and the fold goes on. A body that cannot be parsed or
 normalised (the service checked it, so this means a bug) is still stored, verbatim, with the
 error in `schema_error`: never dropped.
@@ -39,18 +42,18 @@ from receiver.storage.rows import INSERT_EVENT, event_row
 log = logging.getLogger("receiver.storage.fold")
 
 _NEXT: Final = (
-    "SELECT seq, id, event_type, received_at, path_kind, payload FROM inbox ORDER BY seq LIMIT ?"
+    "SELECT seq, id, event_type, received_at, path_kind, payload FROM inbox WHERE seq > ?"
+    " ORDER BY seq LIMIT ?"
 )
-_DELETE: Final = "DELETE FROM inbox WHERE seq <= ?"
+_PROGRESS: Final = "SELECT inbox_seq FROM fold_progress WHERE id = 1"
+_ADVANCE: Final = "UPDATE fold_progress SET inbox_seq = ? WHERE id = 1"
 _ALIAS: Final = "INSERT OR IGNORE INTO event_aliases (id, event_id) VALUES (?, ?)"
 _STORED_ID: Final = "SELECT id FROM events WHERE event_type = ? AND dedupe_key = ?"
 _REJECT: Final = (
     "INSERT INTO fold_rejects (seq, id, event_type, received_at, path_kind, payload, error,"
-    " rejected_at) SELECT seq, id, event_type, received_at, path_kind, payload, ?, ?"
-    " FROM inbox WHERE seq = ?"
+    " rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_DELETE_ONE: Final = "DELETE FROM inbox WHERE seq = ?"
-# Rows stored between two looks at the service's pipe, when the service is waiting.
+# Rows stored between two looks at the service's pipe (a request may be waiting).
 CHUNK: Final = 32
 _EMPTY: Final = Normalised(None, None, None, None, None)
 
@@ -90,19 +93,21 @@ class FoldResult:
 
 
 class Folder:
-    """Folds the inbox of one writer connection (the writer process's own)."""
+    """Folds the inbox file (`inbox`, read) into the database (`conn`, the fold's writer)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, inbox: sqlite3.Connection) -> None:
         self._conn = conn
+        self._inbox = inbox
+        row = conn.execute(_PROGRESS).fetchone()
+        self.through = int(row[0]) if row is not None else 0  # the last inbox seq folded
 
     def step(self, limit: int, *, stop: Callable[[], bool] = lambda: False) -> FoldResult | None:
         """Fold up to `limit` of the oldest inbox rows in one transaction; None when empty.
 
-        `stop` is asked between chunks of `CHUNK` rows: the writer folds while the service has
-        nothing for it and commits as soon as a callback is waiting, so a long fold never holds
-        up an acknowledgement for more than one chunk.
+        `stop` is asked between chunks of `CHUNK` rows: the fold commits as soon as the service
+        waits for something (a probe, outbox marks), so those never wait for a long fold.
         """
-        rows = [InboxRow(*r) for r in self._conn.execute(_NEXT, (limit,)).fetchall()]
+        rows = [InboxRow(*r) for r in self._inbox.execute(_NEXT, (self.through, limit))]
         if not rows:
             return None
         started = time.perf_counter()
@@ -118,7 +123,7 @@ class Folder:
     def _one_by_one(self, rows: list[InboxRow], started: float) -> FoldResult:
         """After a failed batch: fold rows singly, in order, up to the first that fails."""
         counts: dict[str, KindCounts] = {}
-        folded, through = 0, rows[0].seq - 1
+        folded, through = 0, self.through
         for row in rows:
             try:
                 self._fold([row], counts, lambda: False)
@@ -141,28 +146,22 @@ class Folder:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(_REJECT, (error, time.time(), row.seq))
-            conn.execute(_DELETE_ONE, (row.seq,))
+            conn.execute(_REJECT, (*row, error, time.time()))
+            conn.execute(_ADVANCE, (row.seq,))
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+        self.through = row.seq
 
     def _fold(
         self, rows: list[InboxRow], counts: dict[str, KindCounts], stop: Callable[[], bool]
     ) -> int:
-        """Store the events of `rows` (chunk by chunk until `stop()`), delete what was folded,
+        """Store the events of `rows` (chunk by chunk until `stop()`), record the progress,
         commit; returns how many rows were folded. Adds to `counts` only once committed."""
-        conn = self._conn
         pending: dict[str, KindCounts] = {}
-        # Not synchronous: the inbox rows are on disk, so a fold lost with the power is done
-        # again; and the next acknowledged commit syncs the log, this fold's pages included.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        try:
-            self._transaction(rows, pending, stop)
-        finally:
-            conn.execute("PRAGMA synchronous = FULL")
+        self._transaction(rows, pending, stop)
         for kind, c in pending.items():
             counts.setdefault(kind, KindCounts()).add(c)
         return sum(c.stored + c.duplicates for c in pending.values())
@@ -192,12 +191,13 @@ class Folder:
                 done += len(chunk)
                 if stop():
                     break
-            conn.execute(_DELETE, (rows[done - 1].seq,))
+            conn.execute(_ADVANCE, (rows[done - 1].seq,))
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+        self.through = rows[done - 1].seq
 
     def _duplicates(self, events: list[tuple[Any, ...]]) -> dict[str, str]:
         """{acknowledged id: stored id} for the `events` not inserted (same transaction)."""

@@ -10,11 +10,13 @@ CSS sent (no JSON-escaping of a JSON text in the service, no unescaping in the w
 
 Every other frame is an orjson list whose first item names its type.
 
-Service → writer: `Event` (append it to the inbox), `Probe` (commit a heartbeat: readiness),
-`OutboxMarks` (record publishing outcomes), `FoldThrough` (fold the inbox up to a row now).
-Writer → service: `Ready`, `Committed` (one per commit, with its duration and size for metrics,
-an `Ack` for each event and the ids of its other requests), `Failed` (could not commit),
-`Folded` (one per fold transaction: what it stored, and the `FoldThrough` requests it settled).
+Service → writer (`receiver.storage.writer_process`): `Event` (append it to the inbox), `Probe`
+(commit a heartbeat: readiness), `Trim` (the fold is past these inbox rows: delete them).
+Service → fold process (`receiver.storage.fold_process`): `Wake` (new inbox rows), `FoldThrough`
+(fold the inbox up to a row now), `OutboxMarks` (record publishing outcomes), `Probe`.
+Replies: `Ready`, `Committed` (one per commit, with its duration and size for metrics, an `Ack`
+for each event and the ids of its other requests), `Failed` (could not commit), `Folded` (one
+per fold transaction: what it stored, and the `FoldThrough` requests it settled).
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ class FoldThrough(NamedTuple):
 
     rid: int
     seq: int
+
+
+class Trim(NamedTuple):
+    """The fold has stored every inbox row up to `seq` (durably): they may be deleted."""
+
+    seq: int
+
+
+class Wake(NamedTuple):
+    """New rows are in the inbox (the fold process otherwise looks now and then)."""
 
 
 class OutboxMarks(NamedTuple):
@@ -104,7 +116,7 @@ class Folded(NamedTuple):
     error: str | None
 
 
-Request = Event | Probe | OutboxMarks | FoldThrough
+Request = Event | Probe | OutboxMarks | FoldThrough | Trim | Wake
 Reply = Ready | Committed | Failed | Folded
 Frame = Request | Reply
 
@@ -118,6 +130,10 @@ def encode(message: Frame) -> bytes:
             body = orjson.dumps(["p", rid])
         case FoldThrough(rid, seq):
             body = orjson.dumps(["t", rid, seq])
+        case Trim(seq):
+            body = orjson.dumps(["m", seq])
+        case Wake():
+            body = b'["w"]'
         case Folded(seconds, rows, through, counts, done, error):
             body = orjson.dumps(
                 ["f", seconds, rows, through, [tuple(c) for c in counts], done, error]
@@ -191,6 +207,10 @@ def _decode(message: list[object]) -> Frame:
             return Probe(rid)
         case ["t", int(rid), int(seq)]:
             return FoldThrough(rid, seq)
+        case ["m", int(seq)]:
+            return Trim(seq)
+        case ["w"]:
+            return Wake()
         case [
             "f",
             float(seconds) | int(seconds),

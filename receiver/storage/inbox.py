@@ -1,19 +1,27 @@
 """Reading the inbox: how far the fold is behind, and a callback not folded yet.
 
-Reads go through a WAL reader connection, never the writer. The writer's own statements (append,
-fold) live with it (`receiver.storage.writer_process`, `receiver.storage.fold`).
+Reads go through the service's WAL reader connection, with the inbox file attached to it; the
+rows the fold is past (`fold_progress`) wait there only to be deleted, so they do not count.
+The processes' own statements live with them (`receiver.storage.writer_process`,
+`receiver.storage.fold`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import aiosqlite
 
-_BACKLOG: Final = "SELECT count(*) FROM inbox"
-_OLDEST: Final = "SELECT received_at FROM inbox ORDER BY seq LIMIT 1"
-_BY_ID: Final = "SELECT seq FROM inbox WHERE id = ?"
+from receiver.storage.inbox_file import ATTACHED, inbox_path
+
+_UNFOLDED: Final = (
+    f"FROM {ATTACHED}.inbox WHERE seq > (SELECT inbox_seq FROM main.fold_progress WHERE id = 1)"  # noqa: S608
+)
+_BACKLOG: Final = f"SELECT count(*) {_UNFOLDED}"
+_OLDEST: Final = f"SELECT received_at {_UNFOLDED} ORDER BY seq LIMIT 1"
+_BY_ID: Final = f"SELECT seq {_UNFOLDED} AND id = ?"
 _REJECTED: Final = "SELECT count(*) FROM fold_rejects"
 
 
@@ -33,6 +41,11 @@ class Backlog:
 @dataclass(frozen=True, slots=True)
 class FoldBacklog(Backlog):
     rejected: int = 0  # callbacks the database refused to store as events (fold_rejects)
+
+
+async def attach_inbox(conn: aiosqlite.Connection, database: Path) -> None:
+    """Make the inbox file of `database` readable on `conn` (as `inbox_file`)."""
+    await conn.execute(f"ATTACH DATABASE ? AS {ATTACHED}", (str(inbox_path(database)),))
 
 
 async def fold_backlog(conn: aiosqlite.Connection) -> FoldBacklog:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.procs import RELAY_PROCESS, WRITER, Proc, Usage, cpu_by_role, role
+from bench.procs import FOLD, RELAY_PROCESS, WRITER, Proc, Usage, cpu_by_role, role
 
 
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
         (["python", "-m", "receiver.storage.writer_process", "--database", "/t/relay.db"], WRITER),
+        (["python", "-m", "receiver.storage.fold_process", "--database", "/t/writer.db"], FOLD),
         (["python", "-m", "receiver.outbox.relay_process", "--database", "/t/w.db"], RELAY_PROCESS),
         (["python", "-m", "receiver", "relay", "--database", "/t/writer.db"], RELAY_PROCESS),
         (["/usr/bin/python3", "-c", "from multiprocessing import x"], "python3"),

@@ -1,4 +1,5 @@
-"""Readiness follows the event commits: 503 whenever callbacks are refused for storage, steadily.
+"""Readiness follows the callback commits: 503 whenever callbacks are refused for storage,
+steadily; a fold that cannot store events degrades readiness instead (nothing is refused).
 
 A heartbeat row that commits proves little: these are the two ways it commits while every
 event fails (a damaged index of `events`; a disk with room for a page but not for an event).
@@ -15,11 +16,13 @@ from typing import Any
 
 from receiver.storage.commit_health import CommitHealth
 from receiver.storage.context import WRITER
+from receiver.storage.inbox_file import inbox_path
 from tests.support.helpers import count, eventually_async, payload, signed
 
 
-def _damage_index(database: Path, index: str) -> None:
-    """Write garbage over the root page of `index` in the database file.
+def _damage_index(database: Path, index: str, *, state: str = "service_state") -> None:
+    """Write garbage over the root page of `index` in the database file (or the inbox file,
+    whose key-value table is `inbox_state`).
 
     The WAL is checkpointed first, so no newer copy of the page hides the damage, and a commit
     from this connection afterwards makes the writer drop its page cache and read the file.
@@ -34,7 +37,7 @@ def _damage_index(database: Path, index: str) -> None:
         with database.open("r+b") as file:
             file.seek((root - 1) * page_size)
             file.write(b"\xff" * page_size)
-        conn.execute("INSERT OR REPLACE INTO service_state (key, value) VALUES ('test', 'x')")
+        conn.execute(f"INSERT OR REPLACE INTO {state} (key, value) VALUES ('test', 'x')")  # noqa: S608 - test-only SQL
     finally:
         conn.close()
 
@@ -84,7 +87,7 @@ async def test_a_damaged_inbox_index_fails_callbacks_and_readiness(
 ) -> None:
     assert (await client.post("/callbacks", data=_screenshot(0))).status == 200
     assert (await _ready(client))[0] == 200
-    _damage_index(database, "inbox_id")
+    _damage_index(inbox_path(database), "inbox_id", state="inbox_state")
     answer = await client.post("/callbacks", data=_screenshot(1))
     assert answer.status == 503, await answer.text()
     status, report = await _ready(client)
@@ -111,7 +114,7 @@ async def test_a_full_disk_keeps_readiness_at_503_while_callbacks_fail(
         callbacks: list[int] = []
         ready: list[int] = []
         for n in range(1, 21):
-            _empty_wal(database)
+            _empty_wal(inbox_path(database))
             batch = [_screenshot(n * 100 + i) for i in range(5)]
             answers = await asyncio.gather(*(client.post("/callbacks", data=b) for b in batch))
             callbacks.extend(a.status for a in answers)

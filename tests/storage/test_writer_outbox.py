@@ -1,4 +1,4 @@
-"""Outbox marks go through the writer process with the next commit, and never wake the relay."""
+"""Outbox marks go through the fold process with its next commit, and never wake the relay."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 
 from receiver.storage.connect import connect
+from receiver.storage.fold_worker import FoldWorker, OutboxUpdate
+from receiver.storage.inbox_file import prepare_inbox
 from receiver.storage.migrations import apply_migrations
-from receiver.storage.writer import EventWriter, OutboxUpdate
 from tests.support.helpers import rows
 
 
@@ -21,7 +22,8 @@ async def test_marks_are_committed_quietly_and_keep_published_rows(tmp_path: Pat
         [("a", "k1"), ("b", "k2"), ("c", "k3")],
     )
     await conn.close()
-    writer = EventWriter(database)
+    prepare_inbox(database)
+    writer = FoldWorker(database)
     wakes: list[int] = []
     writer.add_listener(lambda: wakes.append(1))
     await writer.start()

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from receiver.storage.context import WRITER
+from receiver.storage.context import FOLDER
+from receiver.storage.inbox_file import ATTACHED, inbox_path
 from testbed import PAYLOADS
 
 KEY = "currentKey2024abc"
@@ -57,29 +58,40 @@ def rows(database: Path, where: str = "1", params: tuple[Any, ...] = ()) -> list
         conn.close()
 
 
-def inbox_rows(database: Path) -> int:
-    """Acknowledged callbacks not folded into events yet."""
+def unfolded_payloads(database: Path) -> list[bytes]:
+    """The bodies of acknowledged callbacks not folded into events yet, in arrival order: in
+    the inbox file beyond the fold's progress, or parked in the database (a backup copy)."""
     conn = sqlite3.connect(database)
     try:
-        (count,) = conn.execute("SELECT count(*) FROM inbox").fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # a database from before the inbox (migration 0005)
-            return 0
-        raise
+        payloads = [bytes(row[0]) for row in conn.execute("SELECT payload FROM inbox")]
+        box = inbox_path(database)
+        if box.exists():
+            conn.execute(f"ATTACH DATABASE ? AS {ATTACHED}", (str(box),))
+            payloads += [
+                bytes(row[0])
+                for row in conn.execute(
+                    f"SELECT payload FROM {ATTACHED}.inbox WHERE seq >"  # noqa: S608
+                    " (SELECT inbox_seq FROM fold_progress) ORDER BY seq"
+                )
+            ]
     finally:
         conn.close()
-    return int(count)
+    return payloads
+
+
+def inbox_rows(database: Path) -> int:
+    """Acknowledged callbacks not folded into events yet."""
+    return len(unfolded_payloads(database))
 
 
 def kept_payloads(database: Path) -> list[str]:
-    """Every acknowledged body in the file, folded or not (no service needed: a copy)."""
+    """Every acknowledged body in the files, folded or not (no service needed: a copy)."""
     conn = sqlite3.connect(database)
     try:
         folded = [row[0] for row in conn.execute("SELECT payload FROM events ORDER BY seq")]
-        waiting = [bytes(row[0]).decode() for row in conn.execute("SELECT payload FROM inbox")]
     finally:
         conn.close()
-    return folded + waiting
+    return folded + [payload.decode() for payload in unfolded_payloads(database)]
 
 
 def wait_folded(database: Path, *, within: float = 30.0) -> None:
@@ -153,7 +165,7 @@ async def post(client: Any, *bodies: dict[str, Any]) -> None:
 
 async def folded(client: Any) -> None:
     """Wait until every callback the app acknowledged so far is folded into events."""
-    await client.server.app[WRITER].fold_all()
+    await client.server.app[FOLDER].fold_all()
 
 
 async def get(client: Any, url: str, status: int = 200) -> Any:

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from receiver.outbox.broker import PUBLISH_METRICS
 from receiver.outbox.publisher import Publisher
 from receiver.outbox.relay import OutboxRelay
-from receiver.storage.context import READER, WRITER
+from receiver.storage.context import FOLDER, READER
 from tests.support.amqp import Received
 from tests.support.helpers import folded, rows
 
@@ -56,7 +56,7 @@ def relay_for(
     return OutboxRelay(
         publisher=publisher,
         reader=app[READER],
-        writer=app[WRITER],
+        writer=app[FOLDER],
         metrics=metrics,
         clock=time.time,
         batch_size=batch_size,

@@ -28,6 +28,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from testbed.broker import RabbitNode
 from tests.reliability.scenarios import common
 from tests.reliability.scenarios.cssload import ID_FIELD
+from tests.support.helpers import inbox_rows
 
 DRAIN_SECONDS: Final = 120.0
 PUBLISHED_SECONDS: Final = 120.0
@@ -154,9 +155,9 @@ def outbox(database: Path) -> tuple[set[str], int, int]:
     conn = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT id, published_at, last_error FROM events").fetchall()
-        (unfolded,) = conn.execute("SELECT count(*) FROM inbox").fetchone()
     finally:
         conn.close()
+    unfolded = inbox_rows(database)
     marked = {row[0] for row in rows if row[1] is not None}
     unroutable = sum(1 for row in rows if row[1] is not None and row[2] == "unroutable")
     return marked, len(rows) - len(marked) + int(unfolded), unroutable

@@ -25,7 +25,7 @@ from tests.reliability.scenarios.cssload import RETRY_POLICIES, CssSender, Event
 from tests.reliability.scenarios.delivery import audit_delivery, outbox_drains
 from tests.reliability.scenarios.report import Findings, audit
 
-VICTIMS = ("service", "writer", "both")
+VICTIMS = ("service", "writer", "fold", "all")
 SHORT = frozenset(t for t, p in RETRY_POLICIES.items() if p.retries < 5)
 
 
@@ -104,7 +104,7 @@ async def _crash(
             victim = rng.choice(VICTIMS)
             restart = time.monotonic()
             await _kill(process, victim)
-            if victim != "writer":
+            if victim in ("service", "all"):
                 await common.start(process)
             kills.append(f"{victim} ({time.monotonic() - restart:.1f} s down)")
         await load
@@ -115,7 +115,9 @@ async def _crash(
 
 
 async def _kill(process: ServiceProcess, victim: str) -> None:
-    if victim in ("writer", "both"):
+    if victim in ("writer", "all"):
         os.kill(process.writer_pid(), signal.SIGKILL)
-    if victim in ("service", "both"):
+    if victim in ("fold", "all"):
+        os.kill(process.fold_pid(), signal.SIGKILL)
+    if victim in ("service", "all"):
         await asyncio.to_thread(process.kill)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from receiver.storage.inbox_file import inbox_path
 from testbed.service import ServiceProcess
 
 _CHUNK = b"\0" * (1 << 16)
@@ -82,13 +83,18 @@ class FullFilesystem:
 
 
 class ReadOnlyFiles:
-    """The immutable attribute on the database file and its write-ahead log."""
+    """The immutable attribute on the database and inbox files and their write-ahead logs."""
 
-    name = "read-only files (chattr +i on the database and its WAL: EPERM)"
+    name = "read-only files (chattr +i on the database, the inbox and their WALs: EPERM)"
 
     def __init__(self, database: Path) -> None:
-        # Not the -shm index: it is memory-mapped, and it is rebuilt from the WAL anyway.
-        self._files = [database, database.with_name(database.name + "-wal")]
+        # Not the -shm indexes: they are memory-mapped, and rebuilt from the WAL anyway.
+        inbox = inbox_path(database)
+        self._files = [
+            path.with_name(path.name + suffix)
+            for path in (database, inbox)
+            for suffix in ("", "-wal")
+        ]
 
     @staticmethod
     def probe(directory: Path) -> None:

@@ -1,8 +1,9 @@
 """The payload pipeline as a fuzz target: raw bytes in, a refusal or a stored row out.
 
 It runs what a callback goes through, in order: `parse_body`, `read_event_type`, the signature
-check, then the writer process's work (`BatchWriter`: model validation, normalisation, dedupe
-key, row, insert into the real schema). The promises checked on every input:
+check, then the writer process's work (`BatchWriter`: the inbox row) and the fold's (`Folder`:
+model validation, normalisation, dedupe key, row, insert into the real schema). The promises
+checked on every input:
 
 - the only exceptions are the refusals the service maps to 400/401 (anything else is a 500);
 - nothing is accepted whose `sign` is not md5(key + t) with `t` inside its validity window;
@@ -25,6 +26,7 @@ from receiver.events.kinds import UNSIGNED_EVENT_TYPES
 from receiver.settings import CLOCK_SKEW_SECONDS, SIGNATURE_VALIDITY_SECONDS
 from receiver.storage.fold import Folder
 from receiver.storage.frames import Committed, Event, FrameBuffer
+from receiver.storage.inbox_file import SCHEMA
 from receiver.storage.migrations import load_migrations
 from receiver.storage.writer_process import BatchWriter
 
@@ -40,9 +42,11 @@ class ParserTarget:
         conn = sqlite3.connect(":memory:", isolation_level=None)
         for migration in load_migrations():
             conn.executescript(migration.sql)
+        inbox = sqlite3.connect(":memory:", isolation_level=None)
+        inbox.executescript(SCHEMA)
         self._conn = conn
-        self._writer = BatchWriter(conn)
-        self._folder = Folder(conn)
+        self._writer = BatchWriter(inbox)
+        self._folder = Folder(conn, inbox)
         self._rid = 0
 
     def feed(self, raw: bytes) -> int:

@@ -8,6 +8,7 @@ queue. `published` and `dup in queue` are filled by the broker audit
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.reliability.scenarios.cssload import ID_FIELD, Ledger
+from tests.support.helpers import unfolded_payloads
 
 NOT_YET: str = "n/a"
 FOOTNOTES: tuple[str, ...] = (
@@ -92,14 +94,11 @@ def stored_ids(database: Path) -> Counter[str]:
             "SELECT json_extract(payload, ?) FROM events WHERE json_valid(payload)",
             (f"$.{ID_FIELD}",),
         ).fetchall()
-        waiting = conn.execute(
-            "SELECT json_extract(CAST(payload AS TEXT), ?) FROM inbox",
-            (f"$.{ID_FIELD}",),
-        ).fetchall()
     finally:
         conn.close()
+    waiting = [_field(payload, ID_FIELD) for payload in unfolded_payloads(database)]
     counted = Counter(row[0] for row in rows if isinstance(row[0], str))
-    for (event,) in waiting:
+    for event in waiting:
         if isinstance(event, str) and event not in counted:
             counted[event] = 1
     return counted
@@ -158,3 +157,11 @@ def render(results: Iterable[Findings]) -> str:
     if any(r.published is None for r in results):
         out.append(NOT_PUBLISHING_NOTE)
     return "\n".join(out)
+
+
+def _field(payload: bytes, name: str) -> object:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    return body.get(name) if isinstance(body, dict) else None
