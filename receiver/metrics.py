@@ -2,76 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from bisect import bisect_left
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics_core import Metric
-from prometheus_client.utils import floatToGoString
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class RouteTimer:
-    """One route's request durations: a count per bucket (the last one: beyond them) and a sum."""
-
-    __slots__ = ("_bounds", "counts", "created", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-        self.created = time.time()
-
-    def observe(self, seconds: float) -> None:
-        # bisect_left: a duration equal to a bound belongs to that bound's bucket (`le`)
-        self.counts[bisect_left(self._bounds, seconds)] += 1
-        self.total += seconds
-
-
-class RequestTimes:
-    """`receiver_request_seconds{route}`: a histogram kept by plain counters, without locks.
-
-    Every request is timed, each callback included, and prometheus_client's `Histogram` takes two
-    locks and scans its buckets on every observation: a visible share of a callback's cost. The
-    requests are timed on the event loop's thread, and read there (`/metrics`), so plain counters
-    do. The exposition is the `Histogram`'s, sample for sample.
-    """
-
-    def __init__(
-        self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry
-    ) -> None:
-        self._name = name
-        self._documentation = documentation
-        self._bounds = buckets
-        self._les = [*map(floatToGoString, buckets), "+Inf"]
-        self._routes: dict[str, RouteTimer] = {}
-        registry.register(self)
-
-    def labels(self, route: str) -> RouteTimer:
-        """The timer of `route` (a route template, never a raw path: labels must stay few)."""
-        timer = self._routes.get(route)
-        if timer is None:
-            timer = self._routes[route] = RouteTimer(self._bounds)
-        return timer
-
-    def describe(self) -> list[Metric]:
-        return [Metric(self._name, self._documentation, "histogram")]
-
-    def collect(self) -> Iterator[Metric]:
-        family = Metric(self._name, self._documentation, "histogram")
-        for route, timer in list(self._routes.items()):
-            cumulative = list(accumulate(timer.counts))
-            for le, count in zip(self._les, cumulative, strict=True):
-                family.add_sample(f"{self._name}_bucket", {"le": le, "route": route}, float(count))
-            family.add_sample(f"{self._name}_count", {"route": route}, float(cumulative[-1]))
-            family.add_sample(f"{self._name}_sum", {"route": route}, timer.total)
-            family.add_sample(f"{self._name}_created", {"route": route}, timer.created)
-        yield family
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +24,7 @@ class Metrics:
     fold_seconds: Histogram
     fold_backlog: Gauge
     fold_oldest_age: Gauge
-    request_seconds: RequestTimes
+    request_seconds: Histogram
     api_refusals: Counter
     malformed_requests: Counter
     clock_suspect: Gauge
@@ -156,11 +92,12 @@ class Metrics:
                 "Age of the oldest acknowledged callback not yet folded (0 when none).",
                 registry=registry,
             ),
-            request_seconds=RequestTimes(
+            request_seconds=Histogram(
                 "receiver_request_seconds",
                 "HTTP request handling time, by route.",
-                _LATENCY_BUCKETS,
-                registry,
+                ["route"],
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
             ),
             api_refusals=Counter(
                 "receiver_api_refusals",

@@ -49,7 +49,6 @@ class ClockWatch:
         # (why it was refused for time or None, now - send time) per signed callback whose
         # signature matched
         self._window: deque[tuple[str | None, float]] = deque(maxlen=window)
-        self._size = window
         self._refused = 0
         self._suspect = False
         self._gauge = metrics.clock_suspect
@@ -59,15 +58,12 @@ class ClockWatch:
     def observe(self, t: int, now: float, refused: RefusalReason | None = None) -> None:
         """Record one signed callback with a matching signature: accepted, or refused for time."""
         window = self._window
-        size = len(window)
-        if size == self._size and window[0][0] is not None:
+        reason = _TIME_REASONS.get(refused) if refused is not None else None
+        if len(window) == window.maxlen and window[0][0] is not None:
             self._refused -= 1
-        reason = None if refused is None else _TIME_REASONS.get(refused)
         window.append((reason, now - (t - SIGNATURE_VALIDITY_SECONDS)))
         if reason is not None:
             self._refused += 1
-        elif not self._suspect and size >= MIN_SIGNED:
-            return  # the last call left the share below ENTER_SHARE; this one only lowers it
         if len(window) < MIN_SIGNED:
             return
         share = self._refused / len(window)

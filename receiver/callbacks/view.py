@@ -17,6 +17,7 @@ from functools import partial
 from typing import Annotated, Final, Literal
 
 from aiohttp import web
+from prometheus_client import Histogram
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from receiver.callbacks.ingest import Ingestor
@@ -24,7 +25,6 @@ from receiver.errors import BodyTimeout, Overloaded, PayloadTooLarge, Refusal
 from receiver.events import MODEL_BY_EVENT_TYPE, CssEvent
 from receiver.events.kinds import KIND_BY_EVENT_TYPE, PATH_KINDS
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
-from receiver.metrics import RouteTimer
 from receiver.storage.context import WRITER
 from receiver.web.budget import BODY_BUDGET
 from receiver.web.direct import DIRECT_ROUTES, DirectHandler
@@ -73,7 +73,7 @@ class CallbackEndpoint:
         return await self.receive(request, path_kind=path_kind, timer=timer)
 
     async def receive(
-        self, request: web.BaseRequest, *, path_kind: str | None, timer: RouteTimer
+        self, request: web.BaseRequest, *, path_kind: str | None, timer: Histogram
     ) -> web.StreamResponse:
         started = time.perf_counter()
         in_flight = self._in_flight
