@@ -22,6 +22,7 @@ from receiver.tencent.wiring import TENCENT, auto_register_ctx, client_session_c
 from receiver.web import openapi, ops
 from receiver.web.auth import api_auth_middleware
 from receiver.web.budget import BODY_BUDGET, BodyBudget
+from receiver.web.direct import DIRECT_ROUTES, DirectRoutes
 from receiver.web.httplog import malformed_requests_ctx
 from receiver.web.inflight import IN_FLIGHT, InFlight
 from receiver.web.middleware import error_middleware
@@ -66,6 +67,7 @@ def create_app(
     app[CLOCK] = clock
     app[METRICS] = Metrics.create()
     app[IN_FLIGHT] = InFlight()
+    app[DIRECT_ROUTES] = DirectRoutes()  # filled at start-up; served by DirectRunner
     app[BODY_BUDGET] = BodyBudget(max(settings.max_pending_body_bytes, settings.max_body_bytes))
     checks: HealthChecks = {"database": _not_started, "broker": _broker_not_started}
     app[HEALTH_CHECKS] = checks

@@ -1,7 +1,7 @@
 """Typed application keys every stage reads: settings, metrics, the clock and readiness checks.
 
 Keys of a stage's own resources live with the stage that sets them (`storage.context.WRITER`,
-`outbox.broker.RELAY`, `callbacks.view.INGESTOR`, ...), so this module imports nothing above the
+`outbox.broker.RELAY`, `callbacks.view.ENDPOINT`, ...), so this module imports nothing above the
 bottom layer and `app.py` is the one place that wires them together.
 """
 

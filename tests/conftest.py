@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 from pydantic import SecretStr
 
 from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.direct import DirectRunner
 from testbed.broker import RabbitNode
 from tests.support.fake_tencent import FakeTencent
 from tests.support.helpers import API_TOKEN, KEY, OLD_KEY
@@ -30,6 +31,48 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
         if name.startswith("TENCENTCLOUD_"):
             monkeypatch.delenv(name)
+
+
+class ServiceTestServer(TestServer):
+    """A `TestServer` with the runner `receiver serve` uses (callbacks on the direct path)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return DirectRunner(self.app, **kwargs)
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: ClientFactory) -> ClientFactory:
+    """pytest-aiohttp's, serving an application the way `receiver serve` does."""
+
+    async def make(
+        app: web.Application | BaseTestServer,
+        *,
+        server_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TestClient[web.Request, web.Application]:
+        if isinstance(app, web.Application):
+            app = ServiceTestServer(app, **(server_kwargs or {}))
+        return await aiohttp_client(app, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+async def aiohttp_server() -> AsyncIterator[ServerFactory]:
+    """pytest-aiohttp's, serving an application the way `receiver serve` does."""
+    servers: list[TestServer] = []
+
+    async def make(
+        app: web.Application, *, host: str = "127.0.0.1", port: int | None = None, **kwargs: Any
+    ) -> TestServer:
+        server = ServiceTestServer(app, host=host, port=port)
+        await server.start_server(**kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    while servers:
+        await servers.pop().close()
 
 
 @pytest.fixture

@@ -94,10 +94,10 @@ class Ingestor:
         else:
             now = self._clock()
             try:
-                self._signatures.verify(body, now=now)
+                t = self._signatures.verify(body, now=now)
             except AuthenticationFailed as refusal:
                 if refusal.reason in ("expired", "future"):  # the signature matched: from CSS
                     self.clock_watch.observe(parse_t(body["t"]), now, refusal.reason)
                 raise
-            self.clock_watch.observe(parse_t(body["t"]), now)
+            self.clock_watch.observe(t, now)
         return number

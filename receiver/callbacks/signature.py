@@ -67,7 +67,8 @@ class SignatureVerifier:
         self._cache_size = cache_size
         self._expected: dict[int, list[bytes]] = {}
 
-    def verify(self, body: Mapping[str, object], *, now: float) -> None:
+    def verify(self, body: Mapping[str, object], *, now: float) -> int:
+        """Accept `body` or raise, as `verify_signature` does; returns its `t`."""
         t, received = _signed(body)
         expected = self._expected.get(t)
         if expected is None:
@@ -75,16 +76,18 @@ class SignatureVerifier:
                 self._expected.clear()
             expected = self._expected[t] = [css_sign(key, t).encode() for key in self._keys]
         _check(t, received, expected, now, self._grace)
+        return t
 
 
 def _signed(body: Mapping[str, object]) -> tuple[int, bytes]:
     """`t` and `sign` from the body, or the refusal that says what is wrong with them."""
-    if "t" not in body or body["t"] is None:
+    t_value = body.get("t")
+    if t_value is None:
         raise AuthenticationFailed("missing", "signature_missing", "the body has no t field")
-    if "sign" not in body or body["sign"] is None:
+    sign = body.get("sign")
+    if sign is None:
         raise AuthenticationFailed("missing", "signature_missing", "the body has no sign field")
-    t = parse_t(body["t"])
-    sign = body["sign"]
+    t = parse_t(t_value)
     if not isinstance(sign, str):
         raise _malformed("sign must be a string of 32 hexadecimal characters")
     return t, sign.strip().lower().encode()

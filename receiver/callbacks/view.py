@@ -1,7 +1,11 @@
 """`POST /callbacks` and `POST /callbacks/{kind}`: where CSS delivers events.
 
-The hot path: the handler answers its own errors (with the middleware's `error_response`) and
-times itself, so the middleware does not wrap it (see `receiver.web.middleware`).
+The hot path, served directly by the server (`receiver.web.direct`): no router, no middleware.
+So the endpoint does what the middleware does for other routes (answers its own errors with the
+same `error_response`, counts itself in flight, times itself), and reaches its dependencies
+through what it was built with, since a direct request has no `request.app`. The same routes stay
+in the router (requests with an `Expect` header, servers built without `DirectRunner`, the 405
+for other methods) and call the same endpoint.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Final, Literal
 
 from aiohttp import web
+from prometheus_client import Histogram
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from receiver.callbacks.ingest import Ingestor
@@ -21,84 +27,122 @@ from receiver.events.kinds import KIND_BY_EVENT_TYPE, PATH_KINDS
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.storage.context import WRITER
 from receiver.web.budget import BODY_BUDGET
+from receiver.web.direct import DIRECT_ROUTES, DirectHandler
 from receiver.web.inflight import IN_FLIGHT
 from receiver.web.middleware import error_response
 from receiver.web.openapi import Operation, Response, document
 
 # CSS only looks at the status; the body is what Tencent suggests replying.
 _OK = b'{"code":0}'
-INGESTOR = web.AppKey("ingestor", Ingestor)
 # The stored event's id (`GET /api/events/{id}`), for operators tracing one callback; CSS
 # ignores it.
 EVENT_ID_HEADER: Final = "X-Event-Id"
 _KINDS: Final = ", ".join(f"{number} {kind}" for number, kind in KIND_BY_EVENT_TYPE.items())
+# The route templates, as the request-duration metric labels them for every other route.
+ANY_KIND_ROUTE: Final = "/callbacks"
+ONE_KIND_ROUTE: Final = "/callbacks/{kind}"
+
+
+class CallbackEndpoint:
+    """Receives one callback: store the event, then answer 200 `{"code":0}`; a refusal is
+    answered, counted and logged."""
+
+    def __init__(self, app: web.Application, ingestor: Ingestor) -> None:
+        settings = app[SETTINGS]
+        self.ingestor = ingestor
+        self._metrics = app[METRICS]
+        self._in_flight = app[IN_FLIGHT]  # shutdown waits for every callback begun
+        self._budget = app[BODY_BUDGET]
+        self._limit = settings.max_body_bytes
+        self._read_timeout = settings.body_read_timeout_seconds
+        self._wants_token = ingestor.wants_token
+        self._timers = {
+            route: self._metrics.request_seconds.labels(route)
+            for route in (ANY_KIND_ROUTE, ONE_KIND_ROUTE)
+        }
+
+    def handler(self, path_kind: str | None) -> DirectHandler:
+        """The direct handler of `/callbacks` (None) or `/callbacks/<path_kind>`."""
+        route = ANY_KIND_ROUTE if path_kind is None else ONE_KIND_ROUTE
+        return partial(self.receive, path_kind=path_kind, timer=self._timers[route])
+
+    async def routed(self, request: web.Request) -> web.StreamResponse:
+        """The same, reached through the router."""
+        path_kind = request.match_info.get("kind")
+        timer = self._timers[ANY_KIND_ROUTE if path_kind is None else ONE_KIND_ROUTE]
+        return await self.receive(request, path_kind=path_kind, timer=timer)
+
+    async def receive(
+        self, request: web.BaseRequest, *, path_kind: str | None, timer: Histogram
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        in_flight = self._in_flight
+        in_flight.begin()
+        try:
+            raw = await self._read_body(request)
+            token = request.query.get("token") if self._wants_token else None
+            event_id = await self.ingestor.ingest(raw, token=token, path_kind=path_kind)
+            response: web.StreamResponse = web.Response(
+                body=_OK, content_type="application/json", headers={EVENT_ID_HEADER: event_id}
+            )
+        except Refusal as refusal:
+            self.ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
+            response = error_response(request, refusal)
+        except Overloaded as overloaded:
+            self._metrics.callback("unknown", "overloaded")
+            response = error_response(request, overloaded)
+        except Exception as exc:
+            response = error_response(request, exc)
+        finally:
+            in_flight.end()
+        timer.observe(time.perf_counter() - started)
+        return response
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        limit = self._limit
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(limit)
+        if request.content.is_eof():
+            # The whole body arrived with the headers (the usual case): no wait, no timer needed.
+            return await request.read()
+        # Still arriving: hold its size (the limit, if chunked) of the body budget meanwhile.
+        reserved = length if length is not None else limit
+        try:
+            with self._budget.reserve(reserved):
+                async with asyncio.timeout(self._read_timeout):
+                    return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(limit) from None
+        except TimeoutError:
+            raise BodyTimeout(self._read_timeout) from None
+
+
+ENDPOINT = web.AppKey("callback_endpoint", CallbackEndpoint)
 
 
 async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The ingest pipeline over the storage writer (so it starts after the storage context)."""
-    ingestor = app[INGESTOR] = Ingestor(app[SETTINGS], app[WRITER], app[METRICS], app[CLOCK])
+    """The ingest pipeline over the storage writer (so it starts after the storage context),
+    and its endpoint on the direct routes."""
+    ingestor = Ingestor(app[SETTINGS], app[WRITER], app[METRICS], app[CLOCK])
     app[HEALTH_CHECKS]["clock"] = ingestor.clock_watch.check
+    endpoint = app[ENDPOINT] = CallbackEndpoint(app, ingestor)
+    routes = app[DIRECT_ROUTES]
+    routes.add_post("/callbacks", endpoint.handler(None))
+    for kind in PATH_KINDS:
+        routes.add_post(f"/callbacks/{kind}", endpoint.handler(kind))
     yield
 
 
-def get_ingestor(app: web.Application) -> Ingestor:
-    """The ingest pipeline; present once the ingest cleanup context has started."""
+async def receive_callback(request: web.Request) -> web.StreamResponse:
+    """The routed entry (see the module doc)."""
     try:
-        return app[INGESTOR]
+        endpoint = request.app[ENDPOINT]
     except KeyError:
         raise RuntimeError(
-            "the ingestor is not set up: create the app with receiver.app.create_app()"
+            "the callback endpoint is not set up: create the app with receiver.app.create_app()"
         ) from None
-
-
-async def receive_callback(request: web.Request) -> web.StreamResponse:
-    """Store the event, then answer 200 `{"code":0}`; a refusal is answered, counted, logged."""
-    started = time.perf_counter()
-    in_flight = request.app[IN_FLIGHT]
-    in_flight.begin()  # shutdown waits for every callback it has begun
-    ingestor = get_ingestor(request.app)
-    path_kind = request.match_info.get("kind")
-    try:
-        raw = await _read_body(request)
-        token = request.query.get("token") if ingestor.wants_token else None
-        event_id = await ingestor.ingest(raw, token=token, path_kind=path_kind)
-        response: web.StreamResponse = web.Response(
-            body=_OK, content_type="application/json", headers={EVENT_ID_HEADER: event_id}
-        )
-    except Refusal as refusal:
-        ingestor.count_refusal(refusal, peer=request.remote, path_kind=path_kind)
-        response = error_response(request, refusal)
-    except Overloaded as overloaded:
-        request.app[METRICS].callback("unknown", "overloaded")
-        response = error_response(request, overloaded)
-    except Exception as exc:
-        response = error_response(request, exc)
-    finally:
-        in_flight.end()
-    request.app[METRICS].observe_request(
-        request.match_info.route.resource, time.perf_counter() - started
-    )
-    return response
-
-
-async def _read_body(request: web.Request) -> bytes:
-    settings = request.app[SETTINGS]
-    limit = settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(limit)
-    if request.content.is_eof():
-        # The whole body arrived with the headers (the usual case): no wait, no timer needed.
-        return await request.read()
-    # Still arriving: hold its size (the limit, if chunked) of the body budget meanwhile.
-    reserved = request.content_length if request.content_length is not None else limit
-    try:
-        with request.app[BODY_BUDGET].reserve(reserved):
-            async with asyncio.timeout(settings.body_read_timeout_seconds):
-                return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(limit) from None
-    except TimeoutError:
-        raise BodyTimeout(settings.body_read_timeout_seconds) from None
+    return await endpoint.routed(request)
 
 
 class CallbackBody(BaseModel):

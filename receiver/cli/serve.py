@@ -27,6 +27,7 @@ from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.wiring import client_retry
 from receiver.web.connections import ConnectionGuard, connection_cap, raise_open_files_limit
+from receiver.web.direct import DirectRunner
 from receiver.web.inflight import IN_FLIGHT
 
 log = logging.getLogger("receiver")
@@ -100,7 +101,7 @@ async def serve(app: web.Application, settings: Settings, *, open_files: int) ->
         header_timeout=settings.header_timeout_seconds,
     )
     listener = await _bind(guard, settings)
-    runner = web.AppRunner(
+    runner = DirectRunner(
         app, handle_signals=False, access_log=None,
         shutdown_timeout=settings.shutdown_timeout_seconds,
         keepalive_timeout=settings.keepalive_timeout_seconds,

@@ -8,7 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receiver.callbacks.body import MAX_DEPTH, parse_body
 from receiver.errors import PayloadInvalid
@@ -122,3 +125,71 @@ def test_integers_beyond_64_bits_are_exact() -> None:
     body = parse_body(b'{"event_type": 1, "s": 18446744073709551617, "n": -9223372036854775809}')
     assert body == {"event_type": 1, "s": 2**64 + 1, "n": -(2**63) - 1}
     assert parse_body(b'{"event_type": 1, "f": 1e19}') == {"event_type": 1, "f": 1e19}
+
+
+def _exact_equal(a: object, b: object) -> bool:
+    """Equal, and of the same types all the way down (1e19 == 10**19 would hide a lost digit)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return a.keys() == b.keys() and all(_exact_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(map(_exact_equal, a, b))
+    return a == b
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    # brackets, colons and exponent-like text inside strings must not fool the byte tests
+    | st.text(alphabet='{[]}:e+E1\\u003a"', max_size=8)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+def _wrapped(value: object, levels: int) -> dict[str, object]:
+    for _ in range(levels):
+        value = [value]
+    return {"event_type": 1, "v": value}
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_VALUES, levels=st.integers(min_value=0, max_value=40))
+def test_depth_and_exactness_as_a_full_walk_decides(value: object, levels: int) -> None:
+    """The byte tests that spare most bodies the walk never change a verdict or a value."""
+    raw = json.dumps(_wrapped(value, levels)).encode()
+    reference = json.loads(raw)  # every integer exact
+    if _depth(reference) > MAX_DEPTH:
+        with pytest.raises(PayloadInvalid) as refused:
+            parse_body(raw)
+        assert refused.value.error == "body_too_deep"
+    else:
+        assert _exact_equal(parse_body(raw), reference)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(min_value=2.0**63, allow_infinity=False)
+    | st.floats(max_value=-(2.0**63), allow_infinity=False)
+)
+def test_orjson_writes_every_float_beyond_64_bit_integers_with_an_exponent(value: float) -> None:
+    """What `parse_body` relies on to skip the walk for approximated integers."""
+    assert b"e+" in orjson.dumps({"v": value})

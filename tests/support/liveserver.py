@@ -15,6 +15,7 @@ from aiohttp import web
 
 from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.direct import DirectRunner
 
 
 class LiveServer:
@@ -23,7 +24,7 @@ class LiveServer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
+        self._runner: DirectRunner | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="live-server", daemon=True)
@@ -61,7 +62,8 @@ class LiveServer:
         self._loop.run_until_complete(self._runner.cleanup())
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(create_app(self._settings), access_log=None)
+        # The runner `receiver serve` uses: callbacks on the direct path.
+        self._runner = DirectRunner(create_app(self._settings), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
