@@ -163,10 +163,12 @@ async def test_the_fold_runs_at_the_idle_cpu_priority_by_default(
     (`low` and `normal` for machines where history must not wait)."""
     app = create_app(make_settings())
     await aiohttp_client(app)
-    assert app[FOLDER].pid is not None
-    assert os.sched_getscheduler(app[FOLDER].pid) == os.SCHED_IDLE
+    pid = app[FOLDER].pid
+    assert pid is not None
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE
     low = create_app(make_settings(fold_priority="low", database=tmp_path / "low" / "r.db"))
     await aiohttp_client(low)
-    assert low[FOLDER].pid is not None
-    assert os.sched_getscheduler(low[FOLDER].pid) == os.SCHED_OTHER
-    assert os.getpriority(os.PRIO_PROCESS, low[FOLDER].pid) == 10
+    low_pid = low[FOLDER].pid
+    assert low_pid is not None
+    assert os.sched_getscheduler(low_pid) == os.SCHED_OTHER
+    assert os.getpriority(os.PRIO_PROCESS, low_pid) == 10
