@@ -17,7 +17,7 @@ import pytest
 from receiver.storage.preflight import marker_path, preflight
 from testbed.service import ServiceProcess
 from tests.storage.support import ENV, screenshot, serve_refused, used_database
-from tests.support.helpers import count, post_callback
+from tests.support.helpers import count, post_callback, wait_folded
 
 
 def test_a_deleted_database_is_refused(tmp_path: Path) -> None:
@@ -36,6 +36,7 @@ def test_a_truncated_database_with_a_committed_wal_is_refused(tmp_path: Path) ->
     with ServiceProcess(database, ENV) as service:
         for n in range(3):
             assert post_callback(service.url, screenshot(n)) == 200
+        wait_folded(database)  # the fold has committed them to the database's WAL
         shutil.copyfile(wal, saved)  # committed frames, not yet checkpointed
         assert service.stop()[0] == 0
     database.write_bytes(b"")
