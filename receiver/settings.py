@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     # backoff from this base (full jitter).
     tencent_retry_attempts: int = Field(default=4, ge=1, le=20)
     tencent_retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
+    # Tencent's per-action rate limits are account-wide: with several replicas (or other programs
+    # on the account) each process takes this share of every documented rate
+    # (receiver.tencent.limits).
+    tencent_rate_share: float = Field(default=1.0, gt=0, le=1)
 
     # Connections (receiver.web.connections). Idle ones are closed after the keep-alive timeout
     # (longer than a proxy's upstream keep-alive, 60 s in nginx, so a proxy never sends on a

@@ -36,6 +36,7 @@ from receiver.tencent.actions import (
 from receiver.tencent.client import TencentClient
 from receiver.tencent.credentials import TencentCredentials
 from receiver.tencent.errors import InvalidRegistration, TencentError
+from receiver.tencent.limits import ActionLimits
 from receiver.tencent.masking import mask, mask_url, redact
 from receiver.tencent.register import (
     RegistrationPlan,
@@ -209,6 +210,7 @@ def _run(
                 endpoint=settings.tencent_endpoint,
                 timeout_seconds=settings.tencent_timeout_seconds,
                 retry=client_retry(settings),
+                limits=ActionLimits(share=settings.tencent_rate_share),
             )
             return await work(LiveCallbackApi(client), settings)
 

@@ -5,7 +5,9 @@
 
 Each call is serialised once, signed (TC3-HMAC-SHA256 over exactly those bytes and header values)
 and POSTed as JSON; the `{"Response": ...}` envelope is unwrapped or turned into a typed error
-(`receiver.tencent.errors`). Retries, with exponential backoff and full jitter:
+(`receiver.tencent.errors`). Every attempt first takes a token from the action's bucket
+(`receiver.tencent.limits`), so the documented per-action rates are kept. Retries, with
+exponential backoff and full jitter:
 
 * throttling (`RequestLimitExceeded`) and connections that were never established are retried for
   every action: the request was provably not processed;
@@ -41,6 +43,7 @@ from receiver.tencent.errors import (
     TencentHttpError,
     TencentNetworkError,
 )
+from receiver.tencent.limits import ActionLimits
 from receiver.tencent.tc3 import sign
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,7 @@ class TencentClient:
         timeout_seconds: float = 15.0,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        limits: ActionLimits | None = None,
     ) -> None:
         self._session = session
         self._credentials = credentials
@@ -93,6 +97,9 @@ class TencentClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._retry = retry or RetryPolicy()
         self._clock = clock
+        # Share one `ActionLimits` between the clients of a process; a client made alone gets
+        # its own buckets at the documented rates.
+        self.limits = limits if limits is not None else ActionLimits()
 
     def __repr__(self) -> str:
         return f"TencentClient(endpoint={str(self.endpoint)!r}, service={self.service!r})"
@@ -122,6 +129,7 @@ class TencentClient:
                 retry += 1
 
     async def _attempt(self, action: str, body: bytes) -> dict[str, Any]:
+        await self.limits.acquire(action)
         status, content_type, raw = await self._raw_request(action, body)
         return parse_response(action, status, content_type, raw)
 

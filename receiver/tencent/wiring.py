@@ -14,9 +14,12 @@ from receiver.settings import Settings
 from receiver.tencent.actions import LiveCallbackApi
 from receiver.tencent.autoregister import AutoRegistrar, TencentSetup
 from receiver.tencent.client import RetryPolicy, TencentClient
+from receiver.tencent.limits import ActionLimits
 from receiver.tencent.register import RegistrationRequest
 
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+# The per-action rate buckets every Tencent client of this process shares.
+TENCENT_LIMITS = web.AppKey("tencent_limits", ActionLimits)
 # Only present when RECEIVER_TENCENT_AUTO_REGISTER is on.
 TENCENT = web.AppKey("tencent", TencentSetup)
 REGISTRAR = web.AppKey("registrar", AutoRegistrar)
@@ -26,6 +29,7 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
     """One outgoing HTTP session for the whole app (aiohttp's advice), closed at shutdown."""
     async with aiohttp.ClientSession() as session:
         app[CLIENT_SESSION] = session
+        app[TENCENT_LIMITS] = ActionLimits(share=app[SETTINGS].tencent_rate_share)
         yield
 
 
@@ -39,6 +43,7 @@ async def auto_register_ctx(app: web.Application) -> AsyncIterator[None]:
         endpoint=settings.tencent_endpoint,
         timeout_seconds=settings.tencent_timeout_seconds,
         retry=setup.client_retry,
+        limits=app[TENCENT_LIMITS],
     )
     registrar = AutoRegistrar(
         LiveCallbackApi(client), registration_request(settings), setup.registration_retry

@@ -8,9 +8,10 @@ It keeps templates and rules in memory, enforces the documented limits (50 templ
 charset and length, at least one URL, one template per domain+AppName rule), takes exactly the
 parameters the official SDK's request models have (checked against them by the tests), checks
 their types (URLs are strings, `RecordExceptionLevels` an array of `error`/`warning`/`info`),
-answers with the documented envelopes and error codes, records every call, and can be told to fail
-the next N calls (throttling, internal errors, an HTML 502 from a proxy) or to hold requests until
-released.
+answers with the documented envelopes and error codes, answers `RequestLimitExceeded` to a call
+beyond its action's documented rate (`QPS`, over the last second), records every call, and can be
+told to fail the next N calls (throttling, internal errors, an HTML 502 from a proxy) or to hold
+requests until released.
 
 Where the documentation is silent, the choice is written next to the code (e.g. which code a
 duplicate rule gets).
@@ -24,6 +25,7 @@ import hmac
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -63,6 +65,25 @@ AUTHORIZATION = re.compile(
     r"TC3-HMAC-SHA256 Credential=(?P<id>[^/]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[^/]+)"
     r"/tc3_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), Signature=(?P<sig>[0-9a-f]{64})"
 )
+
+# The documented per-action rates (team reference `tencent-stream-apis.md` §1.0, §2, §3), written
+# out here rather than imported, so the fake judges the client's limiter instead of sharing it.
+# An action not listed is not rate-limited by the fake.
+QPS: dict[str, int] = {
+    "DescribeLiveStreamEventList": 300,
+    "DescribeLiveStreamOnlineList": 100,
+    "DescribeLiveStreamPublishedList": 300,
+    "DescribeLiveStreamState": 300,
+    "DescribeLiveForbidStreamList": 100,
+    "DescribeBackupStreamList": 20,
+    "DropLiveStream": 100,
+    "ResumeLiveStream": 100,
+    "ForbidLiveStream": 200,
+    "DescribeStreamPushInfoList": 40,
+    "DescribeLiveStreamPushInfoList": 500,
+    "DescribeGroupProIspPlayInfoList": 200,
+}
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 # `UrlNotSafe` echoes the call's StreamBeginNotifyUrl in its message, as real messages sometimes
 # echo parameters: what the client shows people must be scrubbed of secrets.
@@ -109,7 +130,11 @@ class FakeTencent:
     refused: list[str] = field(default_factory=list)  # error codes of authentication refusals
     hold: asyncio.Event | None = None  # when set, requests wait for it before being handled
     url: str = ""  # filled in by the fixture once the server listens
+    qps: dict[str, int] = field(default_factory=lambda: dict(QPS))  # {} turns throttling off
+    throttled: list[str] = field(default_factory=list)  # actions refused for their rate
     _injections: list[Injection] = field(default_factory=list)
+    _handlers: dict[str, Handler] = field(default_factory=dict)
+    _recent: dict[str, deque[float]] = field(default_factory=dict)
     _next_id: int = 1000
 
     def app(self) -> web.Application:
@@ -129,6 +154,11 @@ class FakeTencent:
     ) -> None:
         """Fail the next `times` calls (of `action`, or of any action) with `failure`."""
         self._injections.append(Injection(failure, times, action, after_processing))
+
+    def register(self, action: str, handler: Handler) -> None:
+        """Serve `action` with `handler` (params in, the inside of `Response` out; raise
+        `ApiError` for an API error): how the stream and monitoring actions plug in."""
+        self._handlers[action] = handler
 
     def add_template(self, **fields: Any) -> int:
         """Seed a template directly, as if created in the console."""
@@ -186,6 +216,9 @@ class FakeTencent:
         except ApiError as exc:
             return _error(exc, request_id)
         self.calls.append(Call(action, params))
+        if self._over_rate(action):
+            self.throttled.append(action)
+            return _injected("RequestLimitExceeded", request_id, params)
         injection = self._take_injection(action)
         if injection is not None and not injection.after_processing:
             return _injected(injection.failure, request_id, params)
@@ -259,6 +292,20 @@ class FakeTencent:
         ):
             raise ApiError("AuthFailure.TokenFailure", "The token is invalid or expired.")
 
+    def _over_rate(self, action: str) -> bool:
+        """More calls of `action` in the last second than its documented rate allows."""
+        limit = self.qps.get(action)
+        if limit is None:
+            return False
+        now = time.monotonic()
+        recent = self._recent.setdefault(action, deque())
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        if len(recent) >= limit:
+            return True
+        recent.append(now)
+        return False
+
     def _take_injection(self, action: str) -> Injection | None:
         for injection in self._injections:
             if injection.times > 0 and injection.action in (None, action):
@@ -278,7 +325,7 @@ class FakeTencent:
             "CreateLiveCallbackRule": self._create_rule,
             "DeleteLiveCallbackRule": self._delete_rule,
             "DescribeLiveCallbackRules": self._describe_rules,
-        }.get(action)
+        }.get(action) or self._handlers.get(action)
         if handler is None:
             raise ApiError("InvalidAction", f"The action {action!r} does not exist.")
         return handler(params)
