@@ -68,7 +68,10 @@ ASSET_FILES = web.AppKey[dict[str, Asset]]("dashboard_assets")
 
 
 class AssetPath(Params):
-    name: str = Field(description="A file of the page: `dashboard.js`, `dashboard.css`, ...")
+    name: str = Field(
+        description="A file of the page.",
+        json_schema_extra={"enum": [name for name in sorted(ASSETS) if name]},
+    )
 
 
 def load_assets() -> dict[str, Asset]:
@@ -140,7 +143,11 @@ def setup_routes(app: web.Application) -> None:
             tag="dashboard",
             path=AssetPath,
             responses={
-                200: Response("The file.", schema={"type": "string"}, media_type="text/plain"),
+                200: Response(
+                    "The file (JavaScript, CSS or SVG).",
+                    schema={"type": "string"},
+                    media_type="*/*",
+                ),
                 404: Response("No such file.", ApiErrorBody),
             },
         ),
