@@ -106,10 +106,12 @@ class PipelineMinute(Resource):
     outbox_backlog: int | None = Field(
         description="Stored events not yet confirmed by the broker, at the minute's last sample."
     )
+    outbox_backlog_peak: int | None = Field(description="The largest outbox backlog sampled in it.")
     oldest_unpublished_age_seconds: float | None
     fold_backlog: int | None = Field(
         description="Acknowledged callbacks not yet folded into events (history's lag)."
     )
+    fold_backlog_peak: int | None = Field(description="The largest fold backlog sampled in it.")
     oldest_unfolded_age_seconds: float | None
     broker_connected: bool | None = Field(
         description="Whether the outbox relay held a broker connection; null without a sample."
@@ -201,10 +203,12 @@ class PipelineRecorder:
             publish_failures=by_reason["receiver_publish_failures_total"],
             api_refusals=by_reason["receiver_api_refusals_total"],
             outbox_backlog=_whole(gauges.get("receiver_outbox_backlog")),
+            outbox_backlog_peak=_peak(inside, "receiver_outbox_backlog"),
             oldest_unpublished_age_seconds=_rounded(
                 gauges.get("receiver_outbox_oldest_unpublished_age_seconds")
             ),
             fold_backlog=_whole(gauges.get("receiver_fold_backlog")),
+            fold_backlog_peak=_peak(inside, "receiver_fold_backlog"),
             oldest_unfolded_age_seconds=_rounded(
                 gauges.get("receiver_fold_oldest_unfolded_age_seconds")
             ),
@@ -219,6 +223,11 @@ def _last_at_or_before(samples: list[Sample], moment: float) -> Sample | None:
             break
         found = sample
     return found
+
+
+def _peak(samples: list[Sample], gauge: str) -> int | None:
+    values = [s.gauges[gauge] for s in samples if gauge in s.gauges]
+    return _whole(max(values)) if values else None
 
 
 def _utc(seconds: float) -> datetime:

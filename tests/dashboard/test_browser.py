@@ -20,6 +20,7 @@ import requests
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select
 
 from testbed.broker import RabbitNode
 from testbed.service import ServiceProcess
@@ -30,6 +31,7 @@ from tests.support.browser import (
     has_alert,
     page_errors,
     requested_urls,
+    screenshot,
     wait_for,
 )
 from tests.support.helpers import API_TOKEN, KEY, signed
@@ -37,6 +39,7 @@ from tests.support.helpers import API_TOKEN, KEY, signed
 pytestmark = pytest.mark.timeout(180)
 
 HOSTILE = "<script>alert(1)</script>"
+OTHER = "studio.example.com"
 HOSTILE_MESSAGE = "<img src=x onerror=alert(2)>\u0007\u202eevil"
 
 
@@ -114,7 +117,7 @@ def figure(driver: WebDriver, name: str) -> str:
 
 
 def shot(driver: WebDriver, artifacts: Path, name: str) -> None:
-    driver.save_screenshot(str(artifacts / f"{name}.png"))
+    screenshot(driver, artifacts / f"{name}.png")
 
 
 def stream_name(label: str) -> str:
@@ -134,6 +137,10 @@ def test_a_stream_goes_live_and_leaves_without_a_reload(
     shot_body["pic_full_url"] = f"{service.url}/dashboard/favicon.svg"
     stored(service, shot_body)
     stored(service, css.porn(cam, now))
+    others = [stream_name("studio"), stream_name("studio")]
+    for n, other in enumerate(others):  # on a second domain, one with a backup push
+        stored(service, {**css.push_begin(other, f"main-{n}", now - 300 * (n + 1)), "app": OTHER})
+    stored(service, {**css.push_begin(others[1], "backup-1", now - 100), "app": OTHER})
     row = wait_for(lambda: live_row(browser, cam), what=f"{cam} listed as live")
     assert row.find_element(By.CSS_SELECTOR, "a.stream-link").text == cam
     assert "seq-1" in row.text
@@ -145,7 +152,14 @@ def test_a_stream_goes_live_and_leaves_without_a_reload(
         ),
         what="the snapshot thumbnail",
     )
+    wait_for(lambda: all(live_row(browser, o) for o in others), what="the other streams")
+    assert "2 pushes (main + backup)" in (live_row(browser, others[1]) or row).text
     shot(browser, artifacts, "live")
+
+    Select(browser.find_element(By.ID, "live-domain")).select_by_value(OTHER)
+    wait_for(lambda: live_row(browser, cam) is None, what="the domain filter hiding it")
+    assert live_row(browser, others[0])
+    Select(browser.find_element(By.ID, "live-domain")).select_by_value("")
 
     # The filter and the search narrow the list on the page.
     search = browser.find_element(By.ID, "live-search")
@@ -269,6 +283,8 @@ def test_a_hostile_stream_id_is_shown_as_text(
     assert browser.execute_script("return document.scripts.length") == 1
     row.find_element(By.CSS_SELECTOR, "a.stream-link").click()  # its story, by keyboard-able link
     wait_for(lambda: browser.find_element(By.ID, "stream-title").text == HOSTILE)
+    wait_for(lambda: "seq-h" in browser.find_element(By.ID, "sessions").text, what="its session")
+    assert browser.find_element(By.ID, "stream-error").text == ""
     stored(service, css.stream_end(HOSTILE, "seq-h", now + 5, errmsg=HOSTILE_MESSAGE))
     story = wait_for(
         lambda: count_of(browser, "#story button.event", 2),
@@ -295,11 +311,12 @@ def test_panels_of_routes_not_installed_say_so(
 
 
 def test_readable_on_a_phone(browser: WebDriver, service: ServiceProcess, artifacts: Path) -> None:
-    stored(service, css.push_begin(stream_name("phone"), "p", int(time.time())))
+    phone = stream_name("phone")
+    stored(service, css.push_begin(phone, "p", int(time.time())))
     browser.set_window_size(390, 844)
     try:
         go(browser, "#/live")
-        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#live-rows tr"))
+        wait_for(lambda: live_row(browser, phone), what="the stream listed")
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )

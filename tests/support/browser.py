@@ -98,6 +98,19 @@ def page_errors(driver: WebDriver) -> list[str]:
     ]
 
 
+def screenshot(driver: WebDriver, path: Path) -> None:
+    """The whole page, not just the window: grow the window to the page's height, then back."""
+    size = driver.get_window_size()
+    chrome, page = driver.execute_script(
+        "return [window.outerHeight - window.innerHeight, document.documentElement.scrollHeight]"
+    )
+    driver.set_window_size(size["width"], min(int(chrome) + int(page), 4000))
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(size["width"], size["height"])
+
+
 def _log(driver: WebDriver, name: str) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = driver.get_log(name)  # type: ignore[no-untyped-call]
     return entries

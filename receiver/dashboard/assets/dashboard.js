@@ -280,13 +280,16 @@
       const key = streamKey(s);
       const detail = state.details.get(key) || {};
       const sessions = s.open_sessions > 1 ? `${s.open_sessions} pushes (main + backup)` : "";
+      const since = s.last_begin ? (Date.now() - Date.parse(s.last_begin)) / 1000 : null;
       return el("tr", { "data-stream": s.stream_id },
         el("th", { scope: "row" }, el("a", { href: storyHash(s), class: "stream-link", text: printable(s.stream_id) })),
-        el("td", { text: `${printable(s.domain)} / ${printable(s.app_name)}` }),
-        el("td", {}, timeEl(s.last_begin)),
-        el("td", {}, el("code", { text: printable(s.current_sequence) }), sessions ? el("div", { class: "muted", text: sessions }) : null),
-        el("td", {}, thumbnail(detail.snapshot)),
-        el("td", {}, moderationSummary(detail.moderation)));
+        el("td", { "data-label": "Domain / app", text: `${printable(s.domain)} / ${printable(s.app_name)}` }),
+        el("td", { "data-label": "Live since" }, timeEl(s.last_begin),
+          since !== null && since >= 0 ? el("div", { class: "muted", text: `for ${duration(since)}` }) : null),
+        el("td", { "data-label": "Session" }, el("code", { text: printable(s.current_sequence) }),
+          sessions ? el("div", { class: "muted", text: sessions }) : null),
+        el("td", { "data-label": "Snapshot" }, thumbnail(detail.snapshot)),
+        el("td", { "data-label": "Last moderation" }, moderationSummary(detail.moderation)));
     });
     $("live-rows").replaceChildren(...rows);
     const empty = $("live-empty");
@@ -605,7 +608,8 @@
       return { at: Date.parse(m.start), values: byResult };
     });
     $("chart-callbacks").replaceChildren(stackedBars(bars, RESULTS), legend(RESULTS));
-    const lines = ["outbox_backlog", "fold_backlog"];
+    // The largest backlog sampled in each minute: an outage shorter than a minute still shows.
+    const lines = ["outbox_backlog_peak", "fold_backlog_peak"];
     const points = (field) => series.minutes.filter((m) => m[field] !== null).map((m) => ({ at: Date.parse(m.start), value: m[field] }));
     $("chart-backlog").replaceChildren(multiLine(lines.map((f) => ({ name: f, points: points(f) }))), legend(lines));
   }
@@ -708,8 +712,9 @@
         const text = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
         list.append(el("dt", { text: key }), el("dd", { text: printable(text) }));
       }
-      return el("article", { class: `card ${details.status || ""}`, "data-component": name },
-        el("h4", {}, name, " ", el("span", { class: `badge ${details.status === "ok" ? "" : "warn"}`, text: printable(details.status || "") })), list);
+      // /readyz gives one status for the whole service; a component with a problem says `error`.
+      const trouble = details.error ? el("span", { class: "badge warn", text: "problem" }) : null;
+      return el("article", { class: "card", "data-component": name }, el("h4", {}, printable(name), " ", trouble), list);
     });
     $("components").replaceChildren(...cards);
   }
