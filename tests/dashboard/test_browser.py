@@ -19,6 +19,7 @@ import pytest
 import requests
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
@@ -211,6 +212,11 @@ def test_a_streams_story_shows_each_event_in_order_and_its_payload(
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#sessions article.session"))
     assert "seq-a" in browser.find_element(By.ID, "sessions").text
 
+    # Times in the viewer's zone, UTC on hover.
+    begin = items[0].find_element(By.TAG_NAME, "time")
+    assert begin.get_attribute("title") == time.strftime(
+        "%Y-%m-%d %H:%M:%S.000 UTC", time.gmtime(start)
+    )
     items[4].click()  # the recording: its raw body, as CSS sent it
     payload = browser.find_element(By.ID, "payload")
     wait_for(lambda: f'"file_id": "{cam}-{start + 300}"' in payload.text, what="the raw payload")
@@ -281,7 +287,7 @@ def test_a_hostile_stream_id_is_shown_as_text(
     assert row.find_element(By.CSS_SELECTOR, "a.stream-link").text == HOSTILE
     assert not has_alert(browser)
     assert browser.execute_script("return document.scripts.length") == 1
-    row.find_element(By.CSS_SELECTOR, "a.stream-link").click()  # its story, by keyboard-able link
+    row.find_element(By.CSS_SELECTOR, "a.stream-link").send_keys(Keys.ENTER)  # by keyboard
     wait_for(lambda: browser.find_element(By.ID, "stream-title").text == HOSTILE)
     wait_for(lambda: "seq-h" in browser.find_element(By.ID, "sessions").text, what="its session")
     assert browser.find_element(By.ID, "stream-error").text == ""

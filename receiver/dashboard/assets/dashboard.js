@@ -533,7 +533,7 @@
   function renderQuality(target, answer) {
     const points = Object.values(answer || {}).find((v) => Array.isArray(v) && v.length && typeof v[0] === "object");
     if (!points) { target.replaceChildren(el("p", { class: "empty", text: "Tencent has no push data for this session yet." })); return; }
-    const timeKey = Object.keys(points[0]).find((k) => /time|at$/i.test(k));
+    const timeKey = Object.keys(points[0]).find((k) => /time/i.test(k) || /(^|_)at$/i.test(k));
     const fields = Object.keys(points[0]).filter((k) => k !== timeKey && typeof points[0][k] === "number").slice(0, 4);
     const charts = fields.map((field) => el("figure", {}, el("figcaption", { text: field }),
       lineChart(points.map((p) => ({ at: Date.parse(p[timeKey]), value: p[field] })).filter((p) => !Number.isNaN(p.at)), [field])));
