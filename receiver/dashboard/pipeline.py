@@ -10,10 +10,10 @@ stored. The cost is that the series starts again at zero when the process restar
 
 A sample is a snapshot of the cumulative counters and the current gauges, taken every
 `RECEIVER_OUTBOX_STATS_INTERVAL_SECONDS` (the interval the backlog gauges are refreshed on) and
-once more when the route is asked, so the current minute is never stale. A minute's count is the
-difference between the last snapshot at or before its end and the last one at or before its
-start: each increment is counted once, in the minute of the first snapshot that saw it (at most
-one interval late).
+once more when the route is asked, so the current minute is never stale. Each minute keeps its
+last sample and the largest value of each gauge. A minute's count is the difference between its
+last sample and the last sample of the minutes before it: each increment is counted once, in the
+minute of the first sample that saw it (at most one interval late).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,33 +133,76 @@ class PipelineQuery(Params):
     )
 
 
+@dataclass(slots=True)
+class _MinuteRecord:
+    """What one minute's samples left: the last of them, and each gauge's largest value."""
+
+    last: Sample
+    peaks: dict[str, float]
+
+    def add(self, sample: Sample) -> None:
+        self.last = sample
+        for name, value in sample.gauges.items():
+            if not math.isnan(value):
+                self.peaks[name] = max(self.peaks.get(name, value), value)
+
+
+def _record(sample: Sample) -> _MinuteRecord:
+    return _MinuteRecord(sample, {k: v for k, v in sample.gauges.items() if not math.isnan(v)})
+
+
+def _minute_of(moment: float) -> float:
+    return math.floor(moment / MINUTE) * MINUTE
+
+
 class PipelineRecorder:
-    """The last hour of samples, and the per-minute series computed from them."""
+    """The last hour, one record per minute, and the per-minute series computed from them.
+
+    Memory is bounded by the hour, not by how often samples are taken or the route is asked:
+    a minute keeps only its last sample and its gauges' peaks.
+    """
 
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float], every: float):
         self._registry = registry
         self._clock = clock
         self.every = every
         self.started = clock()
-        keep = math.ceil((HOUR_MINUTES + 2) * MINUTE / every) + 1
-        self._samples: deque[Sample] = deque(maxlen=keep)
+        self._minutes: dict[float, _MinuteRecord] = {}  # by minute start, oldest first
         self.sample()
 
-    def sample(self) -> Sample:
+    def sample(self) -> None:
         taken = read_sample(self._registry, self._clock())
-        self._samples.append(taken)
-        return taken
+        minute = _minute_of(taken.at)
+        record = self._minutes.get(minute)
+        if record is None:
+            self._minutes[minute] = _record(taken)
+        else:
+            record.add(taken)
+        # Keep the hour, and one minute before it: the base its first minute is counted from.
+        window = minute - HOUR_MINUTES * MINUTE
+        starts = list(self._minutes)
+        while len(starts) > 1 and starts[1] < window:
+            del self._minutes[starts.pop(0)]
 
     def series(self, minutes: int = HOUR_MINUTES) -> PipelineSeries:
-        """The last `minutes` minutes (those since `started`), the running one last."""
-        now = self.sample()
-        samples = list(self._samples)
-        current = math.floor(now.at / MINUTE) * MINUTE
-        first = max(current - (minutes - 1) * MINUTE, math.floor(self.started / MINUTE) * MINUTE)
+        """The last `minutes` minutes (those since `started`), the running one last.
+
+        A sample taken now completes the running minute; it is not kept (a page polling
+        every second would otherwise decide how much is remembered)."""
+        now = read_sample(self._registry, self._clock())
+        records = dict(self._minutes)
+        current = _minute_of(now.at)
+        running = records.get(current)
+        if running is None:
+            records[current] = _record(now)
+        else:
+            records[current] = _MinuteRecord(running.last, dict(running.peaks))
+            records[current].add(now)
+        first = max(current - (minutes - 1) * MINUTE, _minute_of(self.started))
         rows = []
         start = first
         while start <= current:
-            rows.append(self._minute(samples, start, partial=start == current))
+            rows.append(self._minute(records, start, partial=start == current))
             start += MINUTE
         return PipelineSeries(
             generated_at=_utc(now.at),
@@ -169,16 +211,18 @@ class PipelineRecorder:
             minutes=rows,
         )
 
-    def _minute(self, samples: list[Sample], start: float, *, partial: bool) -> PipelineMinute:
-        before = _last_at_or_before(samples, start)
-        after = _last_at_or_before(samples, start + MINUTE)
-        inside = [s for s in samples if start <= s.at < start + MINUTE]
+    def _minute(
+        self, records: dict[float, _MinuteRecord], start: float, *, partial: bool
+    ) -> PipelineMinute:
+        before = _latest(records, lambda minute: minute < start)
+        after = _latest(records, lambda minute: minute <= start)
+        inside = records.get(start)
         partial = partial or start < self.started
         if after is None:  # nothing sampled by then: the minute is before counting began
             delta: dict[CounterKey, float] = {}
         else:
-            base = before.counters if before is not None else {}
-            delta = {k: v - base.get(k, 0.0) for k, v in after.counters.items()}
+            base = before.last.counters if before is not None else {}
+            delta = {k: v - base.get(k, 0.0) for k, v in after.last.counters.items()}
         callbacks: dict[str, dict[str, int]] = {}
         by_reason: dict[str, dict[str, int]] = {name: {} for name in _COUNTERS}
         published = 0
@@ -192,7 +236,8 @@ class PipelineRecorder:
                 published = count
             else:
                 by_reason[name][first_label] = count
-        gauges = inside[-1].gauges if inside else {}
+        gauges = inside.last.gauges if inside is not None else {}
+        peaks = inside.peaks if inside is not None else {}
         connected = gauges.get("receiver_broker_connected")
         return PipelineMinute(
             start=_utc(start),
@@ -203,12 +248,12 @@ class PipelineRecorder:
             publish_failures=by_reason["receiver_publish_failures_total"],
             api_refusals=by_reason["receiver_api_refusals_total"],
             outbox_backlog=_whole(gauges.get("receiver_outbox_backlog")),
-            outbox_backlog_peak=_peak(inside, "receiver_outbox_backlog"),
+            outbox_backlog_peak=_whole(peaks.get("receiver_outbox_backlog")),
             oldest_unpublished_age_seconds=_rounded(
                 gauges.get("receiver_outbox_oldest_unpublished_age_seconds")
             ),
             fold_backlog=_whole(gauges.get("receiver_fold_backlog")),
-            fold_backlog_peak=_peak(inside, "receiver_fold_backlog"),
+            fold_backlog_peak=_whole(peaks.get("receiver_fold_backlog")),
             oldest_unfolded_age_seconds=_rounded(
                 gauges.get("receiver_fold_oldest_unfolded_age_seconds")
             ),
@@ -216,18 +261,15 @@ class PipelineRecorder:
         )
 
 
-def _last_at_or_before(samples: list[Sample], moment: float) -> Sample | None:
+def _latest(
+    records: dict[float, _MinuteRecord], where: Callable[[float], bool]
+) -> _MinuteRecord | None:
     found = None
-    for sample in samples:
-        if sample.at > moment:
+    for minute, record in records.items():  # oldest first
+        if not where(minute):
             break
-        found = sample
+        found = record
     return found
-
-
-def _peak(samples: list[Sample], gauge: str) -> int | None:
-    values = [s.gauges[gauge] for s in samples if gauge in s.gauges]
-    return _whole(max(values)) if values else None
 
 
 def _utc(seconds: float) -> datetime:

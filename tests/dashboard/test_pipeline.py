@@ -102,3 +102,20 @@ def test_each_increment_is_counted_once_in_the_minute_it_was_first_seen() -> Non
     later = recorder.series(minutes=60)
     assert len(later.minutes) == 60
     assert all(not m.callbacks and m.fold_backlog is None for m in later.minutes[:-1])
+
+
+def test_a_page_polling_often_does_not_shorten_the_hour() -> None:
+    metrics = Metrics.create()
+    clock = Clock(6_000_000.0)
+    recorder = PipelineRecorder(metrics.registry, clock, every=5)
+    for second in range(0, 90 * 60, 5):  # 90 minutes: one callback a minute, sampled every 5 s
+        if second % 60 == 30:
+            metrics.callback("snapshot", "stored")
+        clock.now = 6_000_000.0 + second
+        recorder.sample()
+        if second % 10 == 0:
+            recorder.series()  # a dashboard asking twice as often as the samples
+    clock.now += 0.5
+    hour = recorder.series()
+    assert len(hour.minutes) == 60
+    assert [m.callbacks for m in hour.minutes] == [{"snapshot": {"stored": 1}}] * 60

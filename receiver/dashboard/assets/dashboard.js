@@ -180,6 +180,7 @@
   }
 
   function stopPolling() {
+    state.resume = null;
     state.generation += 1;
     if (state.timer !== null) clearTimeout(state.timer);
     state.timer = null;
@@ -188,6 +189,7 @@
   // Run a view's loader now and again every POLL[view] ms while it is the view shown.
   function poll(view, loader) {
     stopPolling();
+    state.resume = () => poll(view, loader);
     const generation = state.generation;
     const tick = async () => {
       if (generation !== state.generation) return;
@@ -248,6 +250,7 @@
     const answer = await api("/api/streams", { state: "live", limit: 1000 });
     $("live-error").textContent = "";
     state.live = answer.streams;
+    state.liveMore = answer.next_cursor !== null;
     renderDomains();
     renderLive();
     await loadDetails();
@@ -275,7 +278,7 @@
 
   function renderLive() {
     const shown = visibleLive();
-    $("live-count").textContent = `(${state.live.length})`;
+    $("live-count").textContent = state.liveMore ? `(the first ${state.live.length})` : `(${state.live.length})`;
     const rows = shown.map((s) => {
       const key = streamKey(s);
       const detail = state.details.get(key) || {};
@@ -369,6 +372,7 @@
     poll("stream", () => loadStream(stream));
   }
 
+  const STORY_LIMIT = 1000;
   const CATEGORY = { recordings: "recording", snapshots: "snapshot", moderation: "moderation", push_exceptions: "push exception" };
 
   async function loadStream(stream) {
@@ -376,7 +380,7 @@
     const path = `/api/streams/${encodeURIComponent(stream.stream_id)}/sessions`;
     const [streams, events, sessions] = await Promise.all([
       api("/api/streams", { ...filter, limit: 10 }),
-      api("/api/events", { ...filter, order: "asc", limit: 1000 }),
+      api("/api/events", { ...filter, order: "desc", limit: STORY_LIMIT }),
       api(path, { domain: stream.domain, app_name: stream.app_name, items: 100 }).catch((error) => error),
     ]);
     $("stream-error").textContent = "";
@@ -387,6 +391,8 @@
     if (sessions instanceof ApiError) $("stream-error").textContent = `Sessions: ${printable(sessions.message)}`;
     renderSessions(sessionList);
     renderStory(events.events, sessionList);
+    $("story-title").textContent = events.next_cursor
+      ? `The latest ${STORY_LIMIT} events, in order (older ones: /api/events with the cursor)` : "Every event, in order";
     await loadQuality(stream);
   }
 
@@ -764,7 +770,8 @@
     $("live-filters").addEventListener("submit", (event) => event.preventDefault());
     $("audience-form").addEventListener("submit", (event) => { event.preventDefault(); showAudience(); });
     window.addEventListener("hashchange", route);
-    document.addEventListener("visibilitychange", () => { if (!document.hidden && token()) route(); });
+    // Back in view: refresh at once (the view and what is chosen in it stay as they were).
+    document.addEventListener("visibilitychange", () => { if (!document.hidden && token() && state.resume) state.resume(); });
     route();
   });
 })();
