@@ -186,7 +186,9 @@
     state.timer = null;
   }
 
-  // Run a view's loader now and again every POLL[view] ms while it is the view shown.
+  // Run a view's loader now and again every POLL[view] ms while it is the view shown. The loader
+  // gets a function telling whether it is still wanted: an answer for a stream left meanwhile
+  // must not be drawn into the next stream's view.
   function poll(view, loader) {
     stopPolling();
     state.resume = () => poll(view, loader);
@@ -195,11 +197,14 @@
       if (generation !== state.generation) return;
       if (!document.hidden) {
         try {
-          await loader();
+          await loader(() => generation === state.generation);
           $("status").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+          $("announce").textContent = "";
         } catch (error) {
           if (!(error instanceof ApiError && error.status === 401)) {
-            $("status").textContent = `Could not update: ${printable(error.message)}`;
+            const message = `Could not update: ${printable(error.message)}`;
+            $("status").textContent = message;
+            if ($("announce").textContent !== message) $("announce").textContent = message;
           }
         }
       }
@@ -210,8 +215,9 @@
 
   function parseHash() {
     const raw = window.location.hash.replace(/^#\/?/, "");
-    const [name, query] = raw.split("?", 2);
-    return { name: name || "live", params: new URLSearchParams(query || "") };
+    const mark = raw.indexOf("?");
+    const name = mark < 0 ? raw : raw.slice(0, mark);
+    return { name: name || "live", params: new URLSearchParams(mark < 0 ? "" : raw.slice(mark + 1)) };
   }
 
   function route() {
@@ -369,13 +375,13 @@
     $("payload-hint").hidden = false;
     for (const id of ["stream-facts", "sessions", "story", "quality"]) $(id).replaceChildren();
     state.story = { key: null, selected: null };
-    poll("stream", () => loadStream(stream));
+    poll("stream", (current) => loadStream(stream, current));
   }
 
   const STORY_LIMIT = 1000;
   const CATEGORY = { recordings: "recording", snapshots: "snapshot", moderation: "moderation", push_exceptions: "push exception" };
 
-  async function loadStream(stream) {
+  async function loadStream(stream, current) {
     const filter = { stream_id: stream.stream_id, domain: stream.domain, app_name: stream.app_name };
     const path = `/api/streams/${encodeURIComponent(stream.stream_id)}/sessions`;
     const [streams, events, sessions] = await Promise.all([
@@ -383,6 +389,7 @@
       api("/api/events", { ...filter, order: "desc", limit: STORY_LIMIT }),
       api(path, { domain: stream.domain, app_name: stream.app_name, items: 100 }).catch((error) => error),
     ]);
+    if (!current()) return;
     $("stream-error").textContent = "";
     const found = streams.streams[0];
     if (found) renderFacts(found);
@@ -393,7 +400,7 @@
     renderStory(events.events, sessionList);
     $("story-title").textContent = events.next_cursor
       ? `The latest ${STORY_LIMIT} events, in order (older ones: /api/events with the cursor)` : "Every event, in order";
-    await loadQuality(stream);
+    await loadQuality(stream, current);
   }
 
   function renderFacts(s) {
@@ -523,15 +530,15 @@
     $("payload").dataset.eventId = event.id;
   }
 
-  async function loadQuality(stream) {
+  async function loadQuality(stream, current) {
     const target = $("quality");
     try {
       const answer = await api(`/api/streams/${encodeURIComponent(stream.stream_id)}/quality`,
         { domain: stream.domain, app_name: stream.app_name });
-      renderQuality(target, answer);
+      if (current()) renderQuality(target, answer);
     } catch (error) {
-      if (error instanceof ApiError && error.status !== 401) unavailable(target, "Push quality", error);
-      else throw error;
+      if (!(error instanceof ApiError) || error.status === 401) throw error;
+      if (current()) unavailable(target, "Push quality", error);
     }
   }
 
