@@ -289,6 +289,7 @@ def test_a_hostile_stream_id_is_shown_as_text(
     assert browser.execute_script("return document.scripts.length") == 1
     row.find_element(By.CSS_SELECTOR, "a.stream-link").send_keys(Keys.ENTER)  # by keyboard
     wait_for(lambda: browser.find_element(By.ID, "stream-title").text == HOSTILE)
+    assert browser.title == f"{HOSTILE} · receiver"
     wait_for(lambda: "seq-h" in browser.find_element(By.ID, "sessions").text, what="its session")
     assert browser.find_element(By.ID, "stream-error").text == ""
     stored(service, css.stream_end(HOSTILE, "seq-h", now + 5, errmsg=HOSTILE_MESSAGE))

@@ -233,6 +233,8 @@
     }
     if (state.view !== view) $("main").focus({ preventScroll: true });
     state.view = view;
+    const titles = { live: "Live now", stream: printable(params.get("id")), pipeline: "Pipeline", audience: "Audience" };
+    document.title = `${titles[view]} · receiver`;  // a text property: no markup is parsed
     show(`view-${view}`);
     views[view](params);
   }
