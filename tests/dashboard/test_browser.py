@@ -208,7 +208,8 @@ def test_a_streams_story_shows_each_event_in_order_and_its_payload(
         "record",
         "stream_end",
     ]  # fmt: skip  (a recording's time is its file's end)
-    assert "Normal push end" in items[-1].text or "stream ends: 1" in items[-1].text
+    # The end with its code's meaning (from the sessions route) and CSS's own message.
+    assert "stream ends: 1 the publisher stopped the push" in items[-1].text
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#sessions article.session"))
     assert "seq-a" in browser.find_element(By.ID, "sessions").text
 
