@@ -9,6 +9,8 @@ from aiohttp import web
 
 from receiver.callbacks import view as callbacks
 from receiver.callbacks.view import ingest_ctx
+from receiver.dashboard import pages as dashboard
+from receiver.dashboard import pipeline
 from receiver.health import ComponentCheck
 from receiver.history import views as api
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
@@ -85,4 +87,6 @@ def create_app(
     ops.setup_routes(app)
     api.setup_routes(app)
     replay.setup_routes(app)
+    pipeline.setup_routes(app)
+    dashboard.setup_routes(app)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from aiohttp import web
@@ -21,8 +22,11 @@ from receiver.web.direct import DirectRunner
 class LiveServer:
     """`with LiveServer(settings) as server:` serves `create_app(settings)` at `server.url`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, prepare: Callable[[web.Application], None] | None = None
+    ) -> None:
         self._settings = settings
+        self._prepare = prepare  # adds to the app before it starts (a test's extra routes)
         self._loop = asyncio.new_event_loop()
         self._runner: DirectRunner | None = None
         self._started = threading.Event()
@@ -63,7 +67,10 @@ class LiveServer:
 
     async def _start(self) -> None:
         # The runner `receiver serve` uses: callbacks on the direct path.
-        self._runner = DirectRunner(create_app(self._settings), access_log=None)
+        app = create_app(self._settings)
+        if self._prepare is not None:
+            self._prepare(app)
+        self._runner = DirectRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
