@@ -38,7 +38,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return run_listing(EVENTS, args, out)
 
 
-_HEADER = ("RECEIVED (UTC)", "EVENT TIME", "KIND", "DOMAIN/APP/STREAM", "SEQUENCE", "PUB", "ID")
+_HEADER = (
+    "RECEIVED (UTC)",
+    "EVENT TIME",
+    "KIND",
+    "DOMAIN/APP/STREAM",
+    "SEQUENCE",
+    "SOURCE",
+    "PUB",
+    "ID",
+)
 
 
 def _row(event: Event) -> tuple[str, ...]:
@@ -49,6 +58,7 @@ def _row(event: Event) -> tuple[str, ...]:
         event.kind,
         where,
         event.sequence or "-",
+        event.source,
         "yes" if event.published else "no",
         event.id,
     )
