@@ -28,6 +28,8 @@ import aiohttp
 from receiver.cli.common import add_database_option, configure_logging, load_credentials
 from receiver.cli.common import load_settings as load_cli_settings
 from receiver.cli.readonly import CommandError, open_readonly
+from receiver.cli.table import json_line
+from receiver.logs import printable
 from receiver.reconcile.matching import StoredSession
 from receiver.reconcile.run import Report, reconcile
 from receiver.reconcile.submit import InboxFileSubmitter
@@ -122,7 +124,8 @@ async def _run(
         if submitter is not None and report.stored:
             folded = await _wait_for_fold(reader, submitter.last_seq)
     for line in _json_lines(report) if args.json else _table(report):
-        print(line)
+        # Stream names come from callbacks and from Tencent: never raw to a terminal.
+        print(json_line(line) if args.json else printable(line))
     if submitter is not None and report.stored and not folded:
         print(
             "the events are in the inbox file; `receiver serve` folds and publishes them "

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from receiver.cli import reconcile
+from receiver.cli import reconcile, tencent_sessions
 from receiver.cli.common import (
     add_database_option,
     configure_logging,
@@ -93,6 +93,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     unreg.set_defaults(handler=run_unregister)
 
     reconcile.register(actions)
+    tencent_sessions.register(actions)
 
 
 def _domain_options(parser: argparse.ArgumentParser, *, required: bool) -> None:

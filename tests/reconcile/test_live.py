@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from receiver.app import create_app
+from receiver.cli import main as cli_main
 from receiver.reconcile.scheduler import RECONCILER, Reconciler
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
 from tests.reconcile.support import events_of, sessions_of, stream_of
 from tests.support.css import APP, DOMAIN, push_begin, stream_end
-from tests.support.fake_tencent import FakeTencent
-from tests.support.fake_tencent_streams import FakeStreams
+from tests.support.fake_tencent import SECRET_ID, SECRET_KEY, FakeTencent
+from tests.support.fake_tencent_streams import FakeStreams, iso
 from tests.support.helpers import folded, post
 from tests.support.tencent_helpers import credentials, instant
 
@@ -31,6 +35,7 @@ async def client(
         tencent_endpoint=fake_tencent.url,
         tencent_reconcile_interval=3600,  # rounds are driven by the test
         tencent_reconcile_window_seconds=3600,
+        tencent_backup_region="ap-guangzhou",
     )
     tencent = TencentSetup(credentials(), client_retry=instant())
     return await aiohttp_client(create_app(settings, tencent=tencent))
@@ -106,14 +111,51 @@ async def test_a_failing_online_list_ends_nothing_and_reads_degraded(
 
 
 async def test_main_and_backup_pushes_keep_the_stream_live_while_either_pushes(
-    client: Any, fake_tencent: FakeTencent
+    client: Any,
+    fake_tencent: FakeTencent,
+    database: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     streams = FakeStreams.install(fake_tencent)
     streams.go_live(DOMAIN, APP, "duo", at=T)
-    await post(client, push_begin("duo", "100", T), push_begin("duo", "200", T + 10))
+    streams.go_live(DOMAIN, APP, "duo", at=T + 10)
+    streams.add_backup_group(
+        "ap-guangzhou",
+        "duo",
+        [
+            {"DomainName": DOMAIN, "AppName": APP, "PublishTime": iso(T), "UpstreamSequence":
+             "7100000000000000100", "SourceFrom": "直推流", "MasterFlag": 0},
+            {"DomainName": DOMAIN, "AppName": APP, "PublishTime": iso(T + 10), "UpstreamSequence":
+             "7100000000000000200", "SourceFrom": "直推流", "MasterFlag": 1},
+        ],
+    )  # fmt: skip
+    main, backup = "7100000000000000200", "7100000000000000100"
+    await post(client, push_begin("duo", backup, T), push_begin("duo", main, T + 10))
     await round_(client)
     duo = await stream_of(client, "duo")
     assert (duo["state"], duo["open_sessions"]) == ("live", 2)
-    await post(client, stream_end("duo", "100", T + 60, duration_ms=60_000))  # main stops
+    roles = {s["sequence"]: s["role"] for s in await sessions_of(client, "duo")}
+    assert roles == {main: "main", backup: "backup"}
+    await sessions_of(client, "duo")
+    assert len(streams.calls("DescribeBackupStreamList")) == 1  # cached
+    assert {c.region for c in fake_tencent.calls if c.action == "DescribeBackupStreamList"} == {
+        "ap-guangzhou"
+    }
+
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("RECEIVER_TENCENT_ENDPOINT", fake_tencent.url)
+    argv = ["tencent", "sessions", "duo", "--database", str(database), "--region", "ap-guangzhou"]
+    assert await asyncio.to_thread(cli_main, [*argv, "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {s["sequence"]: s["role"] for s in listed} == {main: "main", backup: "backup"}
+
+    # The main push stops: the stream stays live on the backup, which no longer needs a role.
+    await post(client, stream_end("duo", main, T + 60, duration_ms=50_000))
+    streams.go_offline(DOMAIN, APP, "duo")
+    streams.go_live(DOMAIN, APP, "duo", at=T)
     await round_(client)
-    assert (await stream_of(client, "duo"))["state"] == "live"  # the backup still pushes
+    duo = await stream_of(client, "duo")
+    assert (duo["state"], duo["open_sessions"]) == ("live", 1)
+    assert [s["role"] for s in await sessions_of(client, "duo")] == [None, None]
