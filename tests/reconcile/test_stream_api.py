@@ -7,7 +7,9 @@ import time
 import aiohttp
 import pytest
 
-from receiver.tencent.client import TencentClient
+from receiver.reconcile.sweep import sweep
+from receiver.reconcile.windows import plan
+from receiver.tencent.client import RetryPolicy, TencentClient
 from receiver.tencent.errors import TencentApiError
 from receiver.tencent.streams import EventListQuery, LiveStreamApi, OnlineListQuery
 from tests.support.fake_tencent import FakeTencent
@@ -104,3 +106,22 @@ async def test_throttling_is_retried_and_loses_nothing(fake_tencent: FakeTencent
         )
     assert page.total_num == 1
     assert len(streams.calls("DescribeLiveStreamEventList")) == 3
+
+
+async def test_a_sweep_throttled_by_tencent_is_slower_and_complete(
+    fake_tencent: FakeTencent,
+) -> None:
+    """Another program spends the account's budget: Tencent allows us 20 calls a second while
+    our buckets would allow 300. The sweep is refused, backs off, and still reads every page."""
+    streams = FakeStreams.install(fake_tencent)
+    fake_tencent.qps["DescribeLiveStreamEventList"] = 20
+    now = time.time()
+    for n in range(4000):
+        streams.add_record(DOMAIN, "live", f"s{n}", start=now - 7200 + n, end=now - 3600 + n / 2)
+    retry = RetryPolicy(attempts=8, base_delay=0.2, max_delay=2.0)
+    async with aiohttp.ClientSession() as session:
+        client = TencentClient(session, credentials(), endpoint=fake_tencent.url, retry=retry)
+        result = await sweep(LiveStreamApi(client), plan(now - 7200, now, now))
+    assert fake_tencent.throttled  # it was refused for its rate...
+    assert len(result.records) == 4000  # ...and lost nothing
+    assert len({r.stream_name for r in result.records}) == 4000
