@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,7 @@ from receiver.cli.common import add_database_option, configure_logging, load_cre
 from receiver.cli.common import load_settings as load_cli_settings
 from receiver.cli.readonly import CommandError, open_readonly
 from receiver.cli.table import json_line
+from receiver.errors import StartupRefused
 from receiver.logs import printable
 from receiver.reconcile.matching import StoredSession
 from receiver.reconcile.run import Report, reconcile
@@ -36,6 +38,7 @@ from receiver.reconcile.submit import InboxFileSubmitter
 from receiver.reconcile.sweep import SweepProgress
 from receiver.reconcile.windows import WindowError
 from receiver.settings import Settings
+from receiver.storage.lock import DatabaseLock
 from receiver.tencent.client import TencentClient
 from receiver.tencent.errors import TencentError
 from receiver.tencent.limits import ActionLimits
@@ -121,19 +124,31 @@ async def _run(
             on_progress=_progress,
         )
         folded = None
-        if submitter is not None and report.stored:
+        if submitter is not None and report.stored and _service_running(settings.database):
             folded = await _wait_for_fold(reader, submitter.last_seq)
     for line in _json_lines(report) if args.json else _table(report):
         # Stream names come from callbacks and from Tencent: never raw to a terminal.
         print(json_line(line) if args.json else printable(line))
     if submitter is not None and report.stored and not folded:
         print(
-            "the events are in the inbox file; `receiver serve` folds and publishes them "
-            "(it did not within "
-            f"{FOLD_WAIT_SECONDS:.0f} s: is it running?)",
+            "the events are in the inbox file: `receiver serve` folds and publishes them "
+            + (
+                "when it starts"
+                if folded is None
+                else f"(it did not within {FOLD_WAIT_SECONDS:.0f} s)"
+            ),
             file=sys.stderr,
         )
     return 0
+
+
+def _service_running(database: Path) -> bool:
+    """Whether a `receiver serve` holds the database (it then folds what was appended)."""
+    try:
+        DatabaseLock.acquire(database).release()
+    except StartupRefused:
+        return True
+    return False
 
 
 async def _wait_for_fold(reader: Any, seq: int) -> bool:

@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 
+from receiver.app import create_app
 from receiver.cli import main as cli_main
+from receiver.settings import Settings
+from tests.reconcile.support import events_of
 from tests.support.css import APP, DOMAIN, push_begin
 from tests.support.fake_tencent import SECRET_ID, SECRET_KEY, FakeTencent
 from tests.support.fake_tencent_streams import FakeStreams
-from tests.support.helpers import post
+from tests.support.helpers import folded, post
 
 T = int(time.time()) - 3600
 
@@ -83,3 +86,30 @@ async def test_missing_credentials_exit_2(
 async def test_no_database_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert await reconcile(tmp_path / "none.db", "--apply") == 1
     assert "no database at" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("tencent_env")
+async def test_apply_while_the_service_is_stopped_is_folded_at_its_next_start(
+    aiohttp_client: Any,
+    settings: Settings,
+    fake_tencent: FakeTencent,
+    database: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    streams = FakeStreams.install(fake_tencent)
+    streams.add_record(DOMAIN, APP, "while-stopped", start=T, end=T + 60)
+    first = await aiohttp_client(create_app(settings))
+    await first.close()  # the database exists; no service holds it now
+
+    assert await reconcile(database, "--since", str(T - 60), "--apply", "--json") == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["summary"]["stored"] == 2
+    assert "when it starts" in err
+
+    client = await aiohttp_client(create_app(settings))
+    await folded(client)
+    events = await events_of(client, "while-stopped")
+    assert [(e["kind"], e["source"]) for e in events] == [
+        ("stream_begin", "reconciled"),
+        ("stream_end", "reconciled"),
+    ]
