@@ -29,6 +29,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     published = parser.add_mutually_exclusive_group()
     published.add_argument("--published", action="store_const", const=True, default=None)
     published.add_argument("--unpublished", dest="published", action="store_const", const=False)
+    parser.add_argument(
+        "--source",
+        choices=("callback", "reconciled", "confirmed"),
+        help="where the events came from (reconciled: rebuilt from Tencent's records)",
+    )
     add_listing_options(parser)
     add_database_option(parser)
     parser.set_defaults(handler=run)
@@ -64,7 +69,7 @@ def _row(event: Event) -> tuple[str, ...]:
     )
 
 
-_OPTIONS = (*FILTER_OPTIONS, "published")
+_OPTIONS = (*FILTER_OPTIONS, "published", "source")
 
 EVENTS: Listing[EventQuery, Event] = Listing(
     command="events",

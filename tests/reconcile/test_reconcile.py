@@ -12,7 +12,7 @@ from tests.reconcile.support import events_of, run, sessions_of, stream_of
 from tests.support.css import APP, DOMAIN, push_begin, stream_end
 from tests.support.fake_tencent import FakeTencent
 from tests.support.fake_tencent_streams import FakeStreams
-from tests.support.helpers import folded, post
+from tests.support.helpers import folded, get, post
 
 NOW = time.time()
 T = int(NOW) - 3600
@@ -58,6 +58,8 @@ async def test_dry_run_reports_and_apply_stores_exactly_what_is_missing(
 
     applied = await run(client, fake_tencent, since=T - 600, until=NOW, apply=True)
     assert len(applied.stored) == 4
+    reconciled = (await get(client, "/api/events?source=reconciled"))["events"]
+    assert sorted(e["id"] for e in reconciled) == sorted(applied.stored)
 
     lost = await events_of(client, "lost")
     assert [(e["kind"], e["event_time"], e["source"]) for e in lost] == [
