@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiosqlite
 
 from receiver.cli.common import add_database_option, configure_logging, load_credentials
 from receiver.cli.common import load_settings as load_cli_settings
@@ -40,6 +42,7 @@ from receiver.reconcile.windows import WindowError
 from receiver.settings import Settings
 from receiver.storage.lock import DatabaseLock
 from receiver.tencent.client import TencentClient
+from receiver.tencent.credentials import TencentCredentials
 from receiver.tencent.errors import TencentError
 from receiver.tencent.limits import ActionLimits
 from receiver.tencent.masking import redact
@@ -88,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     credentials = load_credentials()
     secrets = [credentials.secret_key.get_secret_value()]
+    if credentials.session_token is not None:
+        secrets.append(credentials.session_token.get_secret_value())
     try:
         return asyncio.run(_run(settings, credentials, args, since, until))
     except (WindowError, CommandError) as exc:
@@ -96,13 +101,17 @@ def run(args: argparse.Namespace) -> int:
     except TencentError as exc:
         print(f"error: {redact(str(exc), secrets)}", file=sys.stderr)
         return 1
-    except (OSError, FileNotFoundError) as exc:
+    except (OSError, sqlite3.Error) as exc:  # the inbox file could not take the events
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
 async def _run(
-    settings: Settings, credentials: Any, args: argparse.Namespace, since: float, until: float
+    settings: Settings,
+    credentials: TencentCredentials,
+    args: argparse.Namespace,
+    since: float,
+    until: float,
 ) -> int:
     submitter = InboxFileSubmitter(settings.database) if args.apply else None
     async with aiohttp.ClientSession() as session, open_readonly(settings.database) as reader:
@@ -151,7 +160,7 @@ def _service_running(database: Path) -> bool:
     return False
 
 
-async def _wait_for_fold(reader: Any, seq: int) -> bool:
+async def _wait_for_fold(reader: aiosqlite.Connection, seq: int) -> bool:
     """Whether the fold passed inbox row `seq` within `FOLD_WAIT_SECONDS` (polled)."""
     deadline = time.monotonic() + FOLD_WAIT_SECONDS
     while time.monotonic() < deadline:
