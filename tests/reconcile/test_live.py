@@ -21,7 +21,7 @@ from tests.reconcile.support import events_of, sessions_of, stream_of
 from tests.support.css import APP, DOMAIN, push_begin, stream_end
 from tests.support.fake_tencent import SECRET_ID, SECRET_KEY, FakeTencent
 from tests.support.fake_tencent_streams import FakeStreams, iso
-from tests.support.helpers import folded, post
+from tests.support.helpers import eventually_async, folded, post
 from tests.support.tencent_helpers import credentials, instant
 
 T = int(time.time()) - 600
@@ -159,3 +159,28 @@ async def test_main_and_backup_pushes_keep_the_stream_live_while_either_pushes(
     duo = await stream_of(client, "duo")
     assert (duo["state"], duo["open_sessions"]) == ("live", 1)
     assert [s["role"] for s in await sessions_of(client, "duo")] == [None, None]
+
+
+async def test_rounds_run_on_their_own_at_the_interval(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], fake_tencent: FakeTencent
+) -> None:
+    streams = FakeStreams.install(fake_tencent)
+    streams.add_record(DOMAIN, APP, "lost", start=T, end=T + 60)
+    settings = make_settings(tencent_endpoint=fake_tencent.url, tencent_reconcile_interval=0.2)
+    tencent = TencentSetup(credentials(), client_retry=instant())
+    client = await aiohttp_client(create_app(settings, tencent=tencent))
+
+    async def stored() -> bool:
+        await folded(client)
+        return len(await events_of(client, "lost")) == 2
+
+    await eventually_async(stored, what="a background round stored the lost push")
+    body = await (await client.get("/readyz")).json()
+    assert body["reconcile"]["rounds"] >= 1
+
+
+def test_reconciliation_without_credentials_refuses_to_start(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with pytest.raises(ValueError, match="TENCENTCLOUD_SECRET_ID"):
+        create_app(make_settings(tencent_reconcile_interval=60))
