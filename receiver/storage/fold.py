@@ -212,8 +212,9 @@ class Folder:
     def _one_at_a_time(
         self, chunk: list[InboxRow], prepared: list[tuple[tuple[Any, ...], str | None]]
     ) -> bool:
-        """A chunk holding a reconciled row, or a push begin/end that may repeat one, is stored
-        row by row (rare: only once reconciliation has stored something)."""
+        """A chunk holding a reconciled row, or a push begin/end that may repeat one (near a
+        reconciled event's time), is stored row by row: rare, since only late callbacks of lost
+        pushes are near one."""
         return any(row.path_kind == RECONCILED_PATH for row in chunk) or any(
             self._reconciled.concerns(event) for event, _ in prepared
         )
@@ -242,7 +243,7 @@ class Folder:
                 c.stored += 1
                 if reconciled:
                     mark_reconciled(conn, event[0])
-                    self._reconciled.present = True
+                    self._reconciled.stored(event)
                 continue
             conn.executemany(_ALIAS, list(self._duplicates([event]).items()))
             c.duplicates += 1

@@ -24,6 +24,7 @@ is the real end's key; a real end arriving later finds it by key and takes it ov
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from typing import Any, Final
 
@@ -35,7 +36,9 @@ RECONCILED_PATH: Final = "@reconciled"
 TOLERANCE_SECONDS: Final = 5.0
 _PUSH: Final = (0, 1)
 
-_ANY_RECONCILED: Final = "SELECT EXISTS (SELECT 1 FROM events WHERE source = 'reconciled')"
+_RECONCILED_TIMES: Final = (
+    "SELECT event_time FROM events WHERE source = 'reconciled' AND event_time IS NOT NULL"
+)
 _BY_KEY: Final = (
     "SELECT seq, id, source, sequence FROM events WHERE event_type = ? AND dedupe_key = ?"
 )
@@ -84,12 +87,29 @@ class Reconciled:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        # Until a reconciled event is stored, callbacks skip every lookup here.
-        self.present = bool(conn.execute(_ANY_RECONCILED).fetchone()[0])
+        # The event times of the reconciled events, sorted (read once through the partial
+        # index; a few per lost push): a callback whose time is not near one of them cannot
+        # repeat one, and is stored in the fold's batch without any lookup here. Times of rows
+        # taken over since stay listed: they only cost a lookup that finds nothing.
+        self._times = sorted(float(row[0]) for row in conn.execute(_RECONCILED_TIMES))
+
+    def stored(self, event: tuple[Any, ...]) -> None:
+        """A reconciled event was stored: callbacks near its time look for it from now on."""
+        if event[7] is not None:
+            bisect.insort(self._times, float(event[7]))
 
     def concerns(self, event: tuple[Any, ...]) -> bool:
-        """Whether storing this callback's event must look for a reconciled twin first."""
-        return self.present and event[1] in _PUSH
+        """Whether storing this callback's event must look for a reconciled twin first: a push
+        begin or end near a reconciled event's time (an end also by its push's start)."""
+        if not self._times or event[1] not in _PUSH or event[7] is None:
+            return False
+        if self._near(event[7]):
+            return True
+        return event[1] == 0 and event[13] is not None and self._near(event[7] - event[13] / 1000)
+
+    def _near(self, t: float) -> bool:
+        i = bisect.bisect_left(self._times, t - TOLERANCE_SECONDS)
+        return i < len(self._times) and self._times[i] <= t + TOLERANCE_SECONDS
 
     def take_over(self, event: tuple[Any, ...]) -> str | None:
         """A real push begin or end: if it repeats a reconciled event, that row takes its

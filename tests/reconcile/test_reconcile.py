@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from receiver.reconcile.submit import WriterSubmitter
 from receiver.storage.context import WRITER
+from receiver.storage.reconciled import Reconciled
 from receiver.times import iso_utc
 from tests.reconcile.support import events_of, run, sessions_of, stream_of
 from tests.support.css import APP, DOMAIN, push_begin, stream_end
@@ -161,3 +164,27 @@ async def test_a_window_of_more_than_10000_records_is_split_and_fully_covered(
     pages = streams.calls("DescribeLiveStreamEventList")
     assert all(p["PageNum"] * p["PageSize"] <= 10_000 for p in pages)
     assert not fake_tencent.throttled  # the client kept to the documented 300 QPS
+
+
+async def test_callbacks_far_from_any_reconciled_time_skip_the_lookups(
+    client: Any, fake_tencent: FakeTencent, database: Path
+) -> None:
+    """The fold keeps its batch path for callbacks that cannot repeat a reconciled event."""
+    streams = FakeStreams.install(fake_tencent)
+    streams.add_record(DOMAIN, APP, "lost", start=T, end=T + 600)
+    await run(client, fake_tencent, since=T - 600, until=NOW, apply=True)
+    conn = sqlite3.connect(database)
+    try:
+        matcher = Reconciled(conn)
+    finally:
+        conn.close()
+
+    def row(event_type: int, at: float, duration_ms: int | None = None) -> tuple[Any, ...]:
+        return ("id", event_type, "k", "key", DOMAIN, APP, "x", at, "1", at, None, None, "{}",
+                duration_ms)  # fmt: skip
+
+    assert not matcher.concerns(row(1, NOW))  # a push beginning now
+    assert not matcher.concerns(row(0, NOW, 60_000))
+    assert matcher.concerns(row(1, T + 2))  # near the reconciled begin
+    assert matcher.concerns(row(0, T + 601))  # near the reconciled end
+    assert matcher.concerns(row(0, T + 900, 900_000))  # its push began at the reconciled begin
