@@ -113,3 +113,18 @@ async def test_apply_while_the_service_is_stopped_is_folded_at_its_next_start(
         ("stream_begin", "reconciled"),
         ("stream_end", "reconciled"),
     ]
+
+
+@pytest.mark.usefixtures("tencent_env")
+async def test_domain_limits_the_sweep_and_the_comparison(
+    client: Any, fake_tencent: FakeTencent, database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    streams = FakeStreams.install(fake_tencent)
+    streams.add_record(DOMAIN, APP, "ours", start=T, end=T + 60)
+    streams.add_record("other.example.com", APP, "theirs", start=T, end=T + 60)
+    args = ["--since", str(T - 60), "--json", "--domain", DOMAIN]
+    assert await reconcile(database, *args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(f["finding"], f["stream_id"]) for f in lines[:-1]] == [("missing", "ours")]
+    calls = streams.calls("DescribeLiveStreamEventList")
+    assert {c.get("DomainName") for c in calls} == {DOMAIN}
