@@ -52,7 +52,7 @@ async def round_(client: Any) -> None:
 
 
 async def test_a_lost_end_is_ended_after_two_looks_and_an_unseen_stream_goes_live(
-    client: Any, fake_tencent: FakeTencent
+    client: Any, fake_tencent: FakeTencent, database: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     streams = FakeStreams.install(fake_tencent)
     streams.go_live(DOMAIN, APP, "fine", at=T)
@@ -64,6 +64,10 @@ async def test_a_lost_end_is_ended_after_two_looks_and_an_unseen_stream_goes_liv
     unseen = await stream_of(client, "unseen")
     assert (unseen["state"], unseen["state_source"]) == ("live", "reconciled")
     assert unseen["last_begin"] == (await events_of(client, "unseen"))[0]["event_time"]
+    assert await asyncio.to_thread(cli_main, ["streams", "--database", str(database)]) == 0
+    table = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "live (reconciled)" in table[f"{DOMAIN}/{APP}/unseen"]
+    assert "live (reconciled)" not in table[f"{DOMAIN}/{APP}/fine"]
 
     await round_(client)
     ghost = await stream_of(client, "ghost")
