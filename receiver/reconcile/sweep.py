@@ -64,7 +64,7 @@ async def sweep(
             window = pending.pop(0)
             first = await api.event_list(_query(window, 1, domain))
             result.progress.pages += 1
-            if first.total_num >= EVENT_ENTRY_CAP and window.seconds > MIN_WINDOW_SECONDS:
+            if first.total_num >= EVENT_ENTRY_CAP and window.seconds >= 2 * MIN_WINDOW_SECONDS:
                 result.progress.splits += 1
                 pending[:0] = window.halves()
                 continue

@@ -33,14 +33,15 @@ class Window:
         return self.end - self.start
 
     def halves(self) -> tuple[Window, Window]:
+        """Two windows of whole seconds, each shorter than this one (at least 2 s long)."""
         middle = float(int((self.start + self.end) / 2))
         return Window(self.start, middle), Window(middle, self.end)
 
 
 def plan(since: float, until: float, now: float) -> list[Window]:
     """Windows of at most 30 days covering [since, until], checked against the 60-day history."""
-    if until > now:
-        until = now
+    # Whole seconds, as the API reads times: every boundary, and so every half, is an integer.
+    until = float(int(min(until, now)))
     if since >= until:
         raise WindowError("the sweep window is empty: --since must be before --until (and now)")
     oldest = now - EVENT_HISTORY_SECONDS + HISTORY_MARGIN_SECONDS
