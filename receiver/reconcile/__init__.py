@@ -5,6 +5,7 @@ CSS gives up on a callback after about 12 minutes; Tencent keeps its own records
 main/backup pushes (DescribeBackupStreamList). This package compares our history with them:
 `windows` plans the queries, `sweep` reads the records, `matching` pairs them with stored push
 sessions, `bodies` rebuilds the missing begins and ends, `submit` hands those to storage the way
-callbacks go (inbox, fold, events, outbox), `live` corrects stream state from the online list,
-`backup` tells main from backup pushes, `scheduler` runs it all in the service.
+callbacks go (inbox, fold, events, outbox), `run` is one reconciliation of a window, `live`
+corrects stream state from the online list, `backup` tells main from backup pushes, and
+`scheduler` runs rounds in the service.
 """
