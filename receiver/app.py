@@ -17,6 +17,8 @@ from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
 from receiver.outbox import replay_view as replay
 from receiver.outbox.broker import broker_ctx
+from receiver.reconcile.backup import backup_roles_ctx
+from receiver.reconcile.scheduler import reconcile_ctx
 from receiver.settings import Settings
 from receiver.storage.context import storage_ctx
 from receiver.tencent.autoregister import TencentSetup
@@ -60,6 +62,13 @@ def create_app(
             "auto-registration needs Tencent Cloud API credentials: set "
             "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
         )
+    reconciling = settings.tencent_reconcile_interval is not None
+    region = settings.tencent_backup_region or (tencent.credentials.region if tencent else None)
+    if reconciling and tencent is None:
+        raise ValueError(
+            "reconciliation (RECEIVER_TENCENT_RECONCILE_INTERVAL) needs Tencent Cloud API "
+            "credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+        )
     # Errors wrap the API token check, so its refusals are answered as JSON like any other.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -77,11 +86,17 @@ def create_app(
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through its writer
     app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
-    if settings.tencent_auto_register and tencent is not None:
+    if (settings.tencent_auto_register or reconciling or region) and tencent is not None:
         app[TENCENT] = tencent
-        # After storage, so shutdown stops registration before the database closes.
+        # After storage, so shutdown stops registration and reconciliation before the
+        # database closes.
         app.cleanup_ctx.append(client_session_ctx)
-        app.cleanup_ctx.append(auto_register_ctx)
+        if settings.tencent_auto_register:
+            app.cleanup_ctx.append(auto_register_ctx)
+        if reconciling:
+            app.cleanup_ctx.append(reconcile_ctx)
+        if region:  # main/backup roles of overlapping sessions (DescribeBackupStreamList)
+            app.cleanup_ctx.append(backup_roles_ctx)
     openapi.setup(app)
     callbacks.setup_routes(app)
     ops.setup_routes(app)

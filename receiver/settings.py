@@ -177,6 +177,17 @@ class Settings(BaseSettings):
     # on the account) each process takes this share of every documented rate
     # (receiver.tencent.limits).
     tencent_rate_share: float = Field(default=1.0, gt=0, le=1)
+    # Background reconciliation with Tencent's own records (receiver.reconcile,
+    # docs/reconciliation.md): off unless an interval is set; 60 is a sensible production value
+    # (Tencent asks for no more than one online-list poll a minute). Each round sweeps the
+    # recent window of push records and looks at the online list.
+    tencent_reconcile_interval: float | None = Field(
+        default=None, gt=0, le=86400, description="Seconds between reconciliation rounds."
+    )
+    tencent_reconcile_window_seconds: float = Field(default=3600.0, ge=60, le=30 * 86400)
+    # DescribeBackupStreamList needs a Region (ap-guangzhou, ...): main/backup roles are asked
+    # for only when one is set (here or as TENCENTCLOUD_REGION).
+    tencent_backup_region: str | None = None
 
     # Connections (receiver.web.connections). Idle ones are closed after the keep-alive timeout
     # (longer than a proxy's upstream keep-alive, 60 s in nginx, so a proxy never sends on a

@@ -21,7 +21,7 @@ _STORED = st.floats(min_value=946_684_800, max_value=4_102_444_800, allow_nan=Fa
 
 
 def _published_received_at(received_at: float) -> str:
-    row = (1, "id", 200, "snapshot", "d", "live", "s", None, received_at, "{}")
+    row = (1, "id", 200, "snapshot", "d", "live", "s", None, received_at, "{}", "callback")
     envelope: dict[str, Any] = orjson.loads(from_row(row).body)
     return str(envelope["received_at"])
 
@@ -42,6 +42,7 @@ def test_a_published_received_at_passed_back_finds_its_own_event(received_at: fl
             "app_name": None, "stream_id": None, "event_time": None, "sequence": None,
             "received_at": utc(received_at), "path_kind": None, "schema_error": None,
             "published": False, "published_at": None, "publish_attempts": 0, "payload": {},
+            "source": "callback",
         }
     )  # fmt: skip
     assert orjson.loads(event.model_dump_json())["received_at"] == shown

@@ -29,6 +29,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     published = parser.add_mutually_exclusive_group()
     published.add_argument("--published", action="store_const", const=True, default=None)
     published.add_argument("--unpublished", dest="published", action="store_const", const=False)
+    parser.add_argument(
+        "--source",
+        choices=("callback", "reconciled", "confirmed"),
+        help="where the events came from (reconciled: rebuilt from Tencent's records)",
+    )
     add_listing_options(parser)
     add_database_option(parser)
     parser.set_defaults(handler=run)
@@ -38,7 +43,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return run_listing(EVENTS, args, out)
 
 
-_HEADER = ("RECEIVED (UTC)", "EVENT TIME", "KIND", "DOMAIN/APP/STREAM", "SEQUENCE", "PUB", "ID")
+_HEADER = (
+    "RECEIVED (UTC)",
+    "EVENT TIME",
+    "KIND",
+    "DOMAIN/APP/STREAM",
+    "SEQUENCE",
+    "SOURCE",
+    "PUB",
+    "ID",
+)
 
 
 def _row(event: Event) -> tuple[str, ...]:
@@ -49,12 +63,13 @@ def _row(event: Event) -> tuple[str, ...]:
         event.kind,
         where,
         event.sequence or "-",
+        event.source,
         "yes" if event.published else "no",
         event.id,
     )
 
 
-_OPTIONS = (*FILTER_OPTIONS, "published")
+_OPTIONS = (*FILTER_OPTIONS, "published", "source")
 
 EVENTS: Listing[EventQuery, Event] = Listing(
     command="events",

@@ -69,7 +69,11 @@ def build_app(settings: Settings) -> web.Application:
     Tencent credentials loaded if auto-registration is on."""
     settings = with_api_token(with_callback_key(settings, on_created=_announce_key))
     tencent = None
-    if settings.tencent_auto_register:
+    if (
+        settings.tencent_auto_register
+        or settings.tencent_reconcile_interval is not None
+        or settings.tencent_backup_region
+    ):
         tencent = TencentSetup(load_credentials(), client_retry=client_retry(settings))
     return create_app(settings, tencent=tencent)
 

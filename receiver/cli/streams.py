@@ -18,7 +18,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "streams",
         help="list streams and their push state",
         description="One row per (domain, app name, stream): live or ended, last begin and "
-        "end, why it ended. State follows push session sequences, not arrival order.",
+        "end, why it ended. State follows push session sequences, not arrival order; "
+        "'live (reconciled)' means Tencent's records, not a callback, decided it.",
     )
     state = parser.add_mutually_exclusive_group()
     state.add_argument(
@@ -53,9 +54,14 @@ def _row(item: Stream) -> tuple[str, ...]:
     reason = "-"
     if item.end_code is not None:
         reason = f"{item.end_code}: {item.end_reason}"
+    elif item.state == "ended" and item.end_message:
+        reason = item.end_message
+    state: str = item.state
+    if item.state_source not in (None, "callback"):
+        state = f"{state} ({item.state_source})"  # where the state came from
     return (
         where,
-        item.state,
+        state,
         when(item.last_begin),
         when(item.last_end),
         reason,

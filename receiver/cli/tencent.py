@@ -1,4 +1,5 @@
-"""`receiver tencent register|templates|unregister`: configure CSS to call this receiver.
+"""`receiver tencent register|templates|unregister`: configure CSS to call this receiver
+(`reconcile`: receiver.cli.reconcile).
 
 Exit codes: 0 when CSS matches what was asked (changed now or already), 1 when Tencent or a local
 check of CSS's state refused (one line on stderr with the reason, Tencent's Code and RequestId),
@@ -19,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from receiver.cli import reconcile, tencent_sessions
 from receiver.cli.common import (
     add_database_option,
     configure_logging,
@@ -89,6 +91,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--force", action="store_true", help="also delete rules bound to another template"
     )
     unreg.set_defaults(handler=run_unregister)
+
+    reconcile.register(actions)
+    tencent_sessions.register(actions)
 
 
 def _domain_options(parser: argparse.ArgumentParser, *, required: bool) -> None:

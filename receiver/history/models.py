@@ -13,6 +13,13 @@ from pydantic import Field
 
 from receiver.web.responses import Resource
 
+Source = Literal["callback", "reconciled", "confirmed"]
+SOURCE_DESCRIPTION = (
+    "Where it came from: `callback` (CSS posted it), `reconciled` (rebuilt from Tencent's own "
+    "records because its callback never arrived), `confirmed` (reconciled first, then its real "
+    "callback arrived and replaced the body): docs/reconciliation.md."
+)
+
 
 class Event(Resource):
     """One stored callback: the normalised columns, publish status and the raw body."""
@@ -34,6 +41,7 @@ class Event(Resource):
     published_at: datetime | None
     publish_attempts: int
     payload: dict[str, Any] = Field(description="The callback body as received.")
+    source: Source = Field(description=SOURCE_DESCRIPTION)
 
 
 class EventList(Resource):
@@ -53,6 +61,11 @@ class Stream(Resource):
         description="live: at least one push session has begun and not ended (a backup push "
         "overlaps the main one); ended: every session has ended; unknown: no push begin or end "
         "is stored for the stream."
+    )
+    state_source: Source | None = Field(
+        description="Where the state came from: the source of the push begin of the current "
+        "session while live, of the latest stream end once ended (`reconciled`: Tencent's "
+        "records or its online list said so, not a callback)."
     )
     current_sequence: str | None = Field(
         description="`sequence` of the latest open push session; of the latest session when "
@@ -112,6 +125,14 @@ class Session(Resource):
     end_message: str | None = Field(description="`errmsg` of the stream end, from CSS.")
     begin_event_id: str | None
     end_event_id: str | None
+    begin_source: Source | None = Field(description="Source of the push begin.")
+    end_source: Source | None = Field(description="Source of the stream end.")
+    role: Literal["main", "backup"] | None = Field(
+        default=None,
+        description="While the stream has several open sessions: which push Tencent plays "
+        "(`MasterFlag` of DescribeBackupStreamList, matched on `sequence`); null otherwise or "
+        "when Tencent was not asked.",
+    )
     counts: SessionCounts = Field(description="How many events of each category fall in it.")
     recordings: list[Event] = Field(description="Recording files (100), oldest first.")
     snapshots: list[Event] = Field(description="Screenshots (200), oldest first.")

@@ -61,6 +61,11 @@ class EventQuery(EventFilter, Query):
     published: bool | None = Field(
         default=None, description="true: confirmed by the broker; false: still in the outbox."
     )
+    source: Literal["callback", "reconciled", "confirmed"] | None = Field(
+        default=None,
+        description="callback: posted by CSS; reconciled: rebuilt from Tencent's records; "
+        "confirmed: reconciled, then taken over by its late real callback.",
+    )
     limit: int = Field(default=100, ge=1, le=1000, description="Page size.")
     order: Order = Field(
         default="desc", description="desc: newest stored first; asc: oldest stored first."

@@ -67,7 +67,7 @@ class StreamKey:
 
 EVENT_COLUMNS: Final = (
     "seq, id, event_type, kind, domain, app_name, stream_id, event_time, sequence, received_at,"
-    " path_kind, schema_error, published_at, publish_attempts, payload"
+    " path_kind, schema_error, published_at, publish_attempts, payload, source"
 )
 
 _CATEGORY_OF_KIND: Final = {
@@ -113,6 +113,8 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
             where(f"{column} < ?", high)
     if query.published is not None:
         where("published_at IS NOT NULL" if query.published else "published_at IS NULL")
+    if query.source is not None:
+        where("source = ?", query.source)
     if after is not None:
         where("seq < ?" if desc else "seq > ?", after)
 
@@ -252,6 +254,7 @@ def event_from_row(row: Any) -> Event:
         published_at=utc(row["published_at"]),
         publish_attempts=row["publish_attempts"],
         payload=payload if isinstance(payload, dict) else {"value": payload},
+        source=row["source"],
     )
 
 
@@ -261,6 +264,7 @@ def event_from_row(row: Any) -> Event:
 _STREAM_COLUMNS: Final = (
     "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.open_sessions, s.last_begin,"
     " s.last_end, le.payload AS end_payload, p.sequence AS current_sequence,"
+    " iif(s.state = 'live', cb.source, le.source) AS state_source,"
     " (SELECT json_object('events', sum(k.events), 'last', max(k.last_received_at),"
     "   'kinds', json_group_object(k.kind, k.events)) FROM stream_kinds AS k"
     "  WHERE k.domain = s.domain AND k.app_name = s.app_name AND k.stream_id = s.stream_id)"
@@ -269,6 +273,7 @@ _STREAM_COLUMNS: Final = (
 _STREAM_JOINS: Final = (
     " LEFT JOIN push_sessions AS p ON p.id = s.current_session"
     " LEFT JOIN events AS le ON le.seq = s.last_end_seq"
+    " LEFT JOIN events AS cb ON cb.seq = p.begin_seq"
 )
 
 
@@ -329,6 +334,7 @@ def stream_from_row(row: Any) -> Stream:
         app_name=row["app_name"] or None,
         stream_id=row["stream_id"],
         state=row["state"],
+        state_source=row["state_source"] if row["state"] != "unknown" else None,
         current_sequence=row["current_sequence"],
         last_begin=utc(row["last_begin"]),
         last_end=utc(row["last_end"]),
@@ -384,6 +390,7 @@ async def find_stream(
 _SESSION_COLUMNS: Final = (
     "p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
     " p.push_duration_ms, p.started_at, b.id AS begin_event_id, e.id AS end_event_id,"
+    " b.source AS begin_source, e.source AS end_source,"
     " e.payload AS end_payload,"
     " (SELECT n.started_at FROM push_sessions AS n INDEXED BY push_sessions_recent"
     "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
@@ -546,6 +553,8 @@ def _session(row: Any, found: dict[str, list[Event]], totals: dict[str, int]) ->
         end_message=end.message,
         begin_event_id=row["begin_event_id"],
         end_event_id=row["end_event_id"],
+        begin_source=row["begin_source"],
+        end_source=row["end_source"],
         counts=SessionCounts(**totals),
         **found,
     )

@@ -18,7 +18,14 @@ from pydantic import BaseModel, Field
 from receiver.errors import ApiNotFound, StorageUnavailable
 from receiver.history import sql as history
 from receiver.history.cursors import CursorCodec, Position
-from receiver.history.models import Event, EventList, EventPending, SessionList, StreamList
+from receiver.history.models import (
+    Event,
+    EventList,
+    EventPending,
+    Session,
+    SessionList,
+    StreamList,
+)
 from receiver.history.params import (
     EventQuery,
     NoParams,
@@ -29,6 +36,7 @@ from receiver.history.params import (
     parse_query,
     validate_query,
 )
+from receiver.history.roles import SESSION_ROLES
 from receiver.keys import SETTINGS
 from receiver.storage.context import FOLDER, get_reader
 from receiver.storage.inbox import unfolded_seq
@@ -113,7 +121,29 @@ async def list_sessions(request: web.Request) -> web.Response:
         reader, stream, query, (float(after[0]), int(after[1])) if after is not None else None
     )
     next_cursor = _encode(codec, scope, query, page.after)
-    return _json(SessionList(stream=stream.ref(), sessions=page.items, next_cursor=next_cursor))
+    sessions = await _with_roles(request, stream, page.items)
+    return _json(SessionList(stream=stream.ref(), sessions=sessions, next_cursor=next_cursor))
+
+
+async def _with_roles(
+    request: web.Request, stream: history.StreamKey, sessions: list[Session]
+) -> list[Session]:
+    """Main/backup for the open sessions, while the stream has more than one (ask Tencent)."""
+    lookup = request.config_dict.get(SESSION_ROLES)
+    if lookup is None or not any(s.state == "live" for s in sessions):
+        return sessions
+    rows = await get_reader(request).execute_fetchall(
+        "SELECT open_sessions FROM streams WHERE id = ?", (stream.id,)
+    )
+    if not rows or next(iter(rows))[0] < 2:
+        return sessions
+    roles = await lookup.roles(stream.domain, stream.app_name, stream.stream_id)
+    return [
+        s.model_copy(update={"role": roles[s.sequence]})
+        if s.state == "live" and s.sequence in roles
+        else s
+        for s in sessions
+    ]
 
 
 def _codec(request: web.Request) -> CursorCodec:

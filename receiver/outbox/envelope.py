@@ -6,6 +6,7 @@
     properties    message_id = event id, content_type application/json, delivery_mode 2
                   (persistent), timestamp = received_at, type = kind, app_id = receiver
     headers       event_type (int), domain, app_name, stream_id (each only when known),
+                  source (callback | reconciled | confirmed: docs/reconciliation.md),
                   x-replay: true on re-published events
 
 The body is built without re-parsing the stored payload: it is the raw request text, which the
@@ -33,10 +34,14 @@ REPLAY_HEADER: Final = "x-replay"
 
 # The columns `from_row` expects, in order; every query that feeds the publisher selects these.
 COLUMNS: Final = (
-    "seq, id, event_type, kind, domain, app_name, stream_id, event_time, received_at, payload"
+    "seq, id, event_type, kind, domain, app_name, stream_id, event_time, received_at, payload,"
+    " source"
 )
-# seq, id, event_type, kind, domain, app_name, stream_id, event_time, received_at, payload
-OutboxRow = tuple[int, str, int, str, str | None, str | None, str | None, float | None, float, str]
+# seq, id, event_type, kind, domain, app_name, stream_id, event_time, received_at, payload, source
+OutboxRow = tuple[
+    int, str, int, str, str | None, str | None, str | None, float | None, float, str, str
+]
+SOURCE_HEADER: Final = "source"
 
 
 def routing_key(kind: str) -> str:
@@ -56,9 +61,8 @@ class Outgoing:
 
 def from_row(row: OutboxRow, *, replay: bool = False) -> Outgoing:
     """Build the message for a row selected with `COLUMNS`."""
-    seq, event_id, event_type, kind, domain, app_name, stream_id, event_time, received, payload = (
-        row
-    )
+    (seq, event_id, event_type, kind, domain, app_name, stream_id, event_time, received, payload,
+     source) = row  # fmt: skip
     head = orjson.dumps(
         {
             "id": event_id,
@@ -79,6 +83,7 @@ def from_row(row: OutboxRow, *, replay: bool = False) -> Outgoing:
         headers["app_name"] = app_name
     if stream_id is not None:
         headers["stream_id"] = stream_id
+    headers[SOURCE_HEADER] = source
     if replay:
         headers[REPLAY_HEADER] = True
     properties = Basic.Properties(

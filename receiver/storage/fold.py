@@ -10,7 +10,9 @@ with `synchronous=FULL`: the writer deletes inbox rows the fold is past, so thos
 be on disk first.
 
 A duplicate (its key is stored already) is not stored again; the id its callback was given at
-acknowledgement becomes an alias of the stored event, so that id still finds it.
+acknowledgement becomes an alias of the stored event, so that id still finds it. Events rebuilt
+from Tencent's records (`source` reconciled) and their real callbacks, which share no key, are
+matched by `receiver.storage.reconciled`: the real one wins.
 
 Rows are folded strictly in `seq` order: when a row cannot be stored for a reason that is not
 the row's (a disk error, a damaged index), the fold stops at it and tries again later; the rows
@@ -37,6 +39,7 @@ from receiver.events.decode import loads
 from receiver.events.kinds import kind_of
 from receiver.logs import printable
 from receiver.storage.dedupe import VERSION, dedupe_key
+from receiver.storage.reconciled import RECONCILED_PATH, Reconciled, mark_reconciled
 from receiver.storage.rows import INSERT_EVENT, event_row
 
 log = logging.getLogger("receiver.storage.fold")
@@ -100,6 +103,7 @@ class Folder:
         self._inbox = inbox
         row = conn.execute(_PROGRESS).fetchone()
         self.through = int(row[0]) if row is not None else 0  # the last inbox seq folded
+        self._reconciled = Reconciled(conn)
 
     def step(self, limit: int, *, stop: Callable[[], bool] = lambda: False) -> FoldResult | None:
         """Fold up to `limit` of the oldest inbox rows in one transaction; None when empty.
@@ -176,6 +180,12 @@ class Folder:
             while done < len(rows):
                 chunk = rows[done : done + CHUNK]
                 prepared = [_prepare(row) for row in chunk]
+                if self._one_at_a_time(chunk, prepared):
+                    self._store_singly(chunk, prepared, pending)
+                    done += len(chunk)
+                    if stop():
+                        break
+                    continue
                 events = [event for event, _ in prepared]
                 inserted = conn.executemany(INSERT_EVENT, events).rowcount
                 duplicates = self._duplicates(events) if inserted != len(events) else {}
@@ -198,6 +208,45 @@ class Folder:
                 conn.execute("ROLLBACK")
             raise
         self.through = rows[done - 1].seq
+
+    def _one_at_a_time(
+        self, chunk: list[InboxRow], prepared: list[tuple[tuple[Any, ...], str | None]]
+    ) -> bool:
+        """A chunk holding a reconciled row, or a push begin/end that may repeat one (near a
+        reconciled event's time), is stored row by row: rare, since only late callbacks of lost
+        pushes are near one."""
+        return any(row.path_kind == RECONCILED_PATH for row in chunk) or any(
+            self._reconciled.concerns(event) for event, _ in prepared
+        )
+
+    def _store_singly(
+        self,
+        chunk: list[InboxRow],
+        prepared: list[tuple[tuple[Any, ...], str | None]],
+        pending: dict[str, KindCounts],
+    ) -> None:
+        conn = self._conn
+        for row, (event, schema_error) in zip(chunk, prepared, strict=True):
+            c = pending.setdefault(event[2], KindCounts())
+            c.schema_errors += schema_error is not None
+            reconciled = row.path_kind == RECONCILED_PATH
+            twin = (
+                self._reconciled.shadowed_by(event)
+                if reconciled
+                else self._reconciled.take_over(event)
+            )
+            if twin is not None:
+                conn.execute(_ALIAS, (event[0], twin))
+                c.duplicates += 1
+                continue
+            if conn.execute(INSERT_EVENT, event).rowcount:
+                c.stored += 1
+                if reconciled:
+                    mark_reconciled(conn, event[0])
+                    self._reconciled.stored(event)
+                continue
+            conn.executemany(_ALIAS, list(self._duplicates([event]).items()))
+            c.duplicates += 1
 
     def _duplicates(self, events: list[tuple[Any, ...]]) -> dict[str, str]:
         """{acknowledged id: stored id} for the `events` not inserted (same transaction)."""
@@ -229,7 +278,7 @@ def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
             dedupe_key=dedupe_key(row.event_type, body),
             payload=row.payload.decode(),  # valid UTF-8: the service parsed it
             received_at=row.received_at,
-            path_kind=row.path_kind,
+            path_kind=None if row.path_kind == RECONCILED_PATH else row.path_kind,
         )
         return event, parsed.schema_error
     except Exception as exc:  # a bug, never a reason to lose the callback

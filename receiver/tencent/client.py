@@ -105,14 +105,23 @@ class TencentClient:
         return f"TencentClient(endpoint={str(self.endpoint)!r}, service={self.service!r})"
 
     async def call(
-        self, action: str, params: Mapping[str, Any], *, idempotent: bool
+        self,
+        action: str,
+        params: Mapping[str, Any],
+        *,
+        idempotent: bool,
+        region: str | None = None,
     ) -> dict[str, Any]:
-        """Run `action` and return the inside of `Response`; raise `TencentError` on failure."""
+        """Run `action` and return the inside of `Response`; raise `TencentError` on failure.
+
+        `region` (`X-TC-Region`) for an action that needs one (DescribeBackupStreamList), over
+        the credentials' own region; the callback and stream actions take none.
+        """
         body = orjson.dumps(dict(params))
         retry = 0
         while True:
             try:
-                return await self._attempt(action, body)
+                return await self._attempt(action, body, region)
             except TencentError as exc:
                 if not _retryable(exc, idempotent) or retry + 1 >= self._retry.attempts:
                     raise
@@ -128,12 +137,14 @@ class TencentClient:
                 await self._retry.sleep(delay)
                 retry += 1
 
-    async def _attempt(self, action: str, body: bytes) -> dict[str, Any]:
+    async def _attempt(self, action: str, body: bytes, region: str | None) -> dict[str, Any]:
         await self.limits.acquire(action)
-        status, content_type, raw = await self._raw_request(action, body)
+        status, content_type, raw = await self._raw_request(action, body, region)
         return parse_response(action, status, content_type, raw)
 
-    async def _raw_request(self, action: str, body: bytes) -> tuple[int, str, bytes]:
+    async def _raw_request(
+        self, action: str, body: bytes, region: str | None = None
+    ) -> tuple[int, str, bytes]:
         """The only place that does HTTP: sign `body` now, POST it, return the raw answer."""
         timestamp = int(self._clock())
         headers = {
@@ -145,8 +156,9 @@ class TencentClient:
             "X-TC-Language": self._language,
             "User-Agent": f"receiver/{__version__}",
         }
-        if self._credentials.region:
-            headers["X-TC-Region"] = self._credentials.region
+        region = region or self._credentials.region
+        if region:
+            headers["X-TC-Region"] = region
         if self._credentials.session_token is not None:
             headers["X-TC-Token"] = self._credentials.session_token.get_secret_value()
         headers["Authorization"] = sign(

@@ -50,7 +50,8 @@ async def test_events_as_a_table_and_as_json_lines(
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == [
-        "RECEIVED", "(UTC)", "EVENT", "TIME", "KIND", "DOMAIN/APP/STREAM", "SEQUENCE", "PUB", "ID",
+        "RECEIVED", "(UTC)", "EVENT", "TIME", "KIND", "DOMAIN/APP/STREAM", "SEQUENCE", "SOURCE",
+        "PUB", "ID",
     ]  # fmt: skip
     assert len(lines) == 5
     assert "stream_begin" in lines[1] and "test.domain.com/live/cam2" in lines[1]

@@ -32,6 +32,7 @@ def _row(**changes: Any) -> OutboxRow:
         "event_time": 1703731478.0,
         "received_at": 1703731479.25,
         "payload": RAW,
+        "source": "callback",
     }
     values.update(changes)
     return tuple(values.values())
@@ -69,9 +70,14 @@ def test_envelope_properties_and_headers() -> None:
         "domain": "d.example",
         "app_name": "live",
         "stream_id": "s1",
+        "source": "callback",
     }
     bare = from_row(_row(domain=None, app_name=None, stream_id=None, event_time=None))
-    assert bare.properties.headers == {"event_type": 1}  # unknown values are left out
+    # unknown values are left out
+    assert bare.properties.headers == {"event_type": 1, "source": "callback"}
+    reconciled = from_row(_row(source="reconciled")).properties.headers
+    assert reconciled is not None
+    assert reconciled["source"] == "reconciled"
     assert json.loads(bare.body)["event_time"] is None
     replayed = from_row(_row(), replay=True)
     assert replayed.properties.headers is not None

@@ -100,7 +100,10 @@ async def test_every_kind_is_routed_with_the_contract(
                 "type": kind,
                 "app_id": "receiver",
             }
-            expected_headers: dict[str, Any] = {"event_type": row["event_type"]}
+            expected_headers: dict[str, Any] = {
+                "event_type": row["event_type"],
+                "source": "callback",
+            }
             for column in ("domain", "app_name", "stream_id"):
                 if row[column] is not None:
                     expected_headers[column] = row[column]

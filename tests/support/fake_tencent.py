@@ -109,6 +109,7 @@ class Injection:
 class Call:
     action: str
     params: dict[str, Any]
+    region: str | None = None  # X-TC-Region: actions that need a region check it here
 
 
 class ApiError(Exception):
@@ -215,7 +216,7 @@ class FakeTencent:
             return _error(ApiError("InvalidParameter", "Malformed JSON body."), request_id)
         except ApiError as exc:
             return _error(exc, request_id)
-        self.calls.append(Call(action, params))
+        self.calls.append(Call(action, params, request.headers.get("X-TC-Region")))
         if self._over_rate(action):
             self.throttled.append(action)
             return _injected("RequestLimitExceeded", request_id, params)
