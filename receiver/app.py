@@ -13,12 +13,18 @@ from receiver.health import ComponentCheck
 from receiver.history import views as api
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
+from receiver.moderation.wiring import moderation_ctx
 from receiver.outbox import replay_view as replay
 from receiver.outbox.broker import broker_ctx
 from receiver.settings import Settings
 from receiver.storage.context import storage_ctx
 from receiver.tencent.autoregister import TencentSetup
-from receiver.tencent.wiring import TENCENT, auto_register_ctx, client_session_ctx
+from receiver.tencent.wiring import (
+    TENCENT,
+    auto_register_ctx,
+    client_session_ctx,
+    moderation_calls_api,
+)
 from receiver.web import openapi, ops
 from receiver.web.auth import api_auth_middleware
 from receiver.web.budget import BODY_BUDGET, BodyBudget
@@ -58,6 +64,12 @@ def create_app(
             "auto-registration needs Tencent Cloud API credentials: set "
             "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
         )
+    if moderation_calls_api(settings) and tencent is None:
+        raise ValueError(
+            f"RECEIVER_MODERATION_ACTION={settings.moderation_action} needs Tencent Cloud API "
+            "credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (or "
+            "RECEIVER_MODERATION_DRY_RUN=true)"
+        )
     # Errors wrap the API token check, so its refusals are answered as JSON like any other.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -75,11 +87,13 @@ def create_app(
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through its writer
     app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
-    if settings.tencent_auto_register and tencent is not None:
+    if tencent is not None:
         app[TENCENT] = tencent
-        # After storage, so shutdown stops registration before the database closes.
+        # After storage, so shutdown stops the API's users before the database closes.
         app.cleanup_ctx.append(client_session_ctx)
-        app.cleanup_ctx.append(auto_register_ctx)
+        if settings.tencent_auto_register:
+            app.cleanup_ctx.append(auto_register_ctx)
+    app.cleanup_ctx.append(moderation_ctx)  # after storage and the client session
     openapi.setup(app)
     callbacks.setup_routes(app)
     ops.setup_routes(app)

@@ -36,6 +36,7 @@ from receiver.events import Normalised, ParsedEvent, parse_event
 from receiver.events.decode import loads
 from receiver.events.kinds import kind_of
 from receiver.logs import printable
+from receiver.moderation.book import ActionBook
 from receiver.storage.dedupe import VERSION, dedupe_key
 from receiver.storage.rows import INSERT_EVENT, event_row
 
@@ -95,9 +96,16 @@ class FoldResult:
 class Folder:
     """Folds the inbox file (`inbox`, read) into the database (`conn`, the fold's writer)."""
 
-    def __init__(self, conn: sqlite3.Connection, inbox: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        inbox: sqlite3.Connection,
+        book: ActionBook | None = None,
+    ) -> None:
         self._conn = conn
         self._inbox = inbox
+        # Moderation actions are recorded in the fold transaction of their triggering event.
+        self._book = book
         row = conn.execute(_PROGRESS).fetchone()
         self.through = int(row[0]) if row is not None else 0  # the last inbox seq folded
 
@@ -176,12 +184,27 @@ class Folder:
             while done < len(rows):
                 chunk = rows[done : done + CHUNK]
                 prepared = [_prepare(row) for row in chunk]
-                events = [event for event, _ in prepared]
-                inserted = conn.executemany(INSERT_EVENT, events).rowcount
+                events = [event for event, _, _ in prepared]
+                book = self._book
+                one_by_one = book is not None and any(book.watches(e[1]) for e in events)
+                if one_by_one:
+                    # Row by row (triggers are rare): a triggering event's push session is the
+                    # one current at that event, not after the whole chunk.
+                    inserted = 0
+                    for event, _, body in prepared:
+                        if conn.execute(INSERT_EVENT, event).rowcount == 1:
+                            inserted += 1
+                            book.on_stored(conn, event, body)  # type: ignore[union-attr]
+                else:
+                    inserted = conn.executemany(INSERT_EVENT, events).rowcount
                 duplicates = self._duplicates(events) if inserted != len(events) else {}
                 if duplicates:
                     conn.executemany(_ALIAS, list(duplicates.items()))
-                for event, schema_error in prepared:
+                if book is not None and not one_by_one:
+                    for event, _, body in prepared:
+                        if event[0] not in duplicates:
+                            book.on_stored(conn, event, body)
+                for event, schema_error, _ in prepared:
                     c = pending.setdefault(event[2], KindCounts())
                     if event[0] in duplicates:
                         c.duplicates += 1
@@ -211,8 +234,8 @@ class Folder:
         return duplicates
 
 
-def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
-    """The `INSERT_EVENT` row of an inbox row, and its schema error."""
+def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None, dict[str, Any]]:
+    """The `INSERT_EVENT` row of an inbox row, its schema error and its body."""
     try:
         body = loads(row.payload)  # as the service read it: integers beyond 64 bits stay exact
         parsed = parse_event(body, row.event_type)
@@ -231,7 +254,7 @@ def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
             received_at=row.received_at,
             path_kind=row.path_kind,
         )
-        return event, parsed.schema_error
+        return event, parsed.schema_error, body
     except Exception as exc:  # a bug, never a reason to lose the callback
         log.exception("could not fold event %s; storing it verbatim", row.id)
         error = f"not folded: {type(exc).__name__}: {exc}"
@@ -247,4 +270,4 @@ def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
             received_at=row.received_at,
             path_kind=row.path_kind,
         )
-        return event, error
+        return event, error, {}
