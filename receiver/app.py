@@ -13,6 +13,7 @@ from receiver.health import ComponentCheck
 from receiver.history import views as api
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
+from receiver.moderation import views as moderation
 from receiver.moderation.wiring import moderation_ctx
 from receiver.outbox import replay_view as replay
 from receiver.outbox.broker import broker_ctx
@@ -99,4 +100,5 @@ def create_app(
     ops.setup_routes(app)
     api.setup_routes(app)
     replay.setup_routes(app)
+    moderation.setup_routes(app)
     return app

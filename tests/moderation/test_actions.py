@@ -39,7 +39,7 @@ async def moderated(
     **overrides: Any,
 ) -> Any:
     settings = make_settings(
-        moderation_action="forbid", tencent_endpoint=streams.fake.url, **overrides
+        **{"moderation_action": "forbid", "tencent_endpoint": streams.fake.url, **overrides}
     )
     setup = TencentSetup(credentials(), client_retry=instant())
     return await aiohttp_client(create_app(settings, tencent=setup))
