@@ -26,6 +26,7 @@ from receiver.cli.common import (
     load_settings,
     with_callback_key,
 )
+from receiver.cli.control import register_resume
 from receiver.settings import Settings
 from receiver.tencent.actions import (
     UNREPORTED_FIELDS,
@@ -54,7 +55,7 @@ Work = Callable[[LiveCallbackApi, Settings], Awaitable[int]]
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "tencent",
-        help="register this receiver with Tencent CSS (callback templates and rules)",
+        help="Tencent CSS: callback registration, stream control, audience",
         description="Manage CSS callback templates and rules through Tencent Cloud API 3.0. "
         "Credentials: TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY "
         "[, TENCENTCLOUD_SESSION_TOKEN]; endpoint: RECEIVER_TENCENT_ENDPOINT.",
@@ -89,6 +90,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--force", action="store_true", help="also delete rules bound to another template"
     )
     unreg.set_defaults(handler=run_unregister)
+
+    register_resume(actions)
 
 
 def _domain_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
