@@ -11,6 +11,8 @@ from receiver.callbacks import view as callbacks
 from receiver.callbacks.view import ingest_ctx
 from receiver.health import ComponentCheck
 from receiver.history import views as api
+from receiver.insight import views as insight
+from receiver.insight.wiring import insight_ctx
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
 from receiver.moderation import views as moderation
@@ -95,10 +97,12 @@ def create_app(
         if settings.tencent_auto_register:
             app.cleanup_ctx.append(auto_register_ctx)
     app.cleanup_ctx.append(moderation_ctx)  # after storage and the client session
+    app.cleanup_ctx.append(insight_ctx)
     openapi.setup(app)
     callbacks.setup_routes(app)
     ops.setup_routes(app)
     api.setup_routes(app)
     replay.setup_routes(app)
     moderation.setup_routes(app)
+    insight.setup_routes(app)
     return app
