@@ -27,6 +27,7 @@ from receiver.cli.common import (
     with_callback_key,
 )
 from receiver.cli.control import register_resume
+from receiver.cli.insight import register_audience
 from receiver.settings import Settings
 from receiver.tencent.actions import (
     UNREPORTED_FIELDS,
@@ -92,6 +93,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     unreg.set_defaults(handler=run_unregister)
 
     register_resume(actions)
+    register_audience(actions)
 
 
 def _domain_options(parser: argparse.ArgumentParser, *, required: bool) -> None:

@@ -107,7 +107,7 @@ class AnswerCache(Generic[V]):
             async with asyncio.timeout(self._timeout):
                 value = await fetch()
         except (TencentError, TimeoutError) as exc:
-            failure = _unavailable(exc, self._timeout)
+            failure = unavailable(exc, self._timeout)
             entry = self._entries.get(key) or _Entry(None, 0.0, 0.0)
             entry.failure, entry.failed_until = failure, self._monotonic() + self._failure_ttl
             self._store(key, entry)
@@ -128,7 +128,8 @@ class AnswerCache(Generic[V]):
             self._entries.popitem(last=False)
 
 
-def _unavailable(exc: BaseException, timeout: float) -> Unavailable:
+def unavailable(exc: BaseException, timeout: float) -> Unavailable:
+    """Why Tencent gave no answer, in words (`exc`: a `TencentError` or a timeout)."""
     if isinstance(exc, TimeoutError):
         return Unavailable(f"Tencent did not answer within {timeout:g} s")
     if isinstance(exc, TencentApiError):
