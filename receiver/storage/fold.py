@@ -36,7 +36,7 @@ from receiver.events import Normalised, ParsedEvent, parse_event
 from receiver.events.decode import loads
 from receiver.events.kinds import kind_of
 from receiver.logs import printable
-from receiver.moderation.book import ActionBook
+from receiver.moderation.book import STREAM_END, ActionBook
 from receiver.storage.dedupe import VERSION, dedupe_key
 from receiver.storage.rows import INSERT_EVENT, event_row
 
@@ -201,8 +201,9 @@ class Folder:
                 if duplicates:
                     conn.executemany(_ALIAS, list(duplicates.items()))
                 if book is not None and not one_by_one:
+                    # Only a stream end can matter here (it may confirm an action).
                     for event, _, body in prepared:
-                        if event[0] not in duplicates:
+                        if event[1] == STREAM_END and event[0] not in duplicates:
                             book.on_stored(conn, event, body)
                 for event, schema_error, _ in prepared:
                     c = pending.setdefault(event[2], KindCounts())
