@@ -10,9 +10,9 @@ fold is done again after a crash.
 
 A callback triggers when its kind is one of `kinds` and either its top-level `suggestion` is one
 of `suggestions` (case-insensitive; CSS sends `Block`/`Review`/`Pass`), or one of its labelled
-results passes the label/score rule: the label is one of `labels` (when labels are given) and
-its score is at least `min_score` (when a score is given). With neither labels nor a score the
-label/score rule is off.
+results passes the label/score rule: its label or sub-label (`Porn`, `PornHigh`) is one of
+`labels` (when labels are given) and its score is at least `min_score` (when a score is given).
+With neither labels nor a score the label/score rule is off.
 """
 
 from __future__ import annotations
@@ -85,12 +85,13 @@ class ModerationPolicy:
             return f"suggestion {suggestion}"
         if not self.labels and self.min_score is None:
             return None
-        for label, score in _labelled(body):
-            if self.labels and label not in self.labels:
+        for label, sub_label, score in _labelled(body):
+            if self.labels and label not in self.labels and sub_label not in self.labels:
                 continue
             if self.min_score is not None and (score is None or score < self.min_score):
                 continue
-            return f"label {label}" + ("" if score is None else f" score {score:g}")
+            name = label if not self.labels or label in self.labels else sub_label
+            return f"label {name}" + ("" if score is None else f" score {score:g}")
         return None
 
     @classmethod
@@ -119,9 +120,15 @@ class ModerationPolicy:
         return cls(**fields)
 
 
-def _labelled(body: Mapping[str, Any]) -> Iterator[tuple[str | None, float | None]]:
-    """(label, score) of the body itself and of each result that flagged something."""
-    yield _text(body.get("label")), _number(body.get("score"))
+def _labelled(
+    body: Mapping[str, Any],
+) -> Iterator[tuple[str | None, str | None, float | None]]:
+    """(label, sub-label, score) of the body itself and of each result that flagged something.
+
+    The sub-label is the finer grade CSS gives a label (`Porn` / `PornHigh`), so a policy can
+    name either."""
+    sub = body.get("subLabel", body.get("sub_label"))
+    yield _text(body.get("label")), _text(sub), _number(body.get("score"))
     for name in _RESULT_LISTS:
         results = body.get(name)
         if not isinstance(results, list):
@@ -133,7 +140,8 @@ def _labelled(body: Mapping[str, Any]) -> Iterator[tuple[str | None, float | Non
             if hit is not None and hit != 1:
                 continue  # 317 lists results that did not flag anything too
             label = _text(result.get("Label", result.get("label")))
-            yield label, _number(result.get("Score", result.get("score")))
+            sub = _text(result.get("SubLabel", result.get("subLabel")))
+            yield label, sub, _number(result.get("Score", result.get("score")))
 
 
 def _text(value: object) -> str | None:
