@@ -66,6 +66,7 @@ class ActionExecutor:
         self._wake = asyncio.Event()
         self._not_before: dict[int, tuple[float, int]] = {}  # id: (monotonic time, failures)
         self.calls = 0  # API calls made (tests and logs)
+        self.last_error: str | None = None  # the last failure, for readiness (None after a success)
 
     def wake(self) -> None:
         """New events were folded: an action may be waiting."""
@@ -137,11 +138,13 @@ class ActionExecutor:
             return False  # resume: calling it again is harmless
         except (TencentError, ValueError) as exc:
             log.warning("moderation: cannot check %s of %s: %s", row.action, _name(row), exc)
+            self.last_error = str(exc)
             self._back_off(row)
             return None
 
     async def _failed(self, row: ActionRow, exc: TencentError) -> None:
         error = _error(exc)
+        self.last_error = str(exc)
         if exc.transient and not exc.ambiguous:
             # Provably not processed (throttled past the client's retries, never connected).
             log.warning("moderation: %s of %s not done yet: %s", row.action, _name(row), exc)
@@ -158,6 +161,8 @@ class ActionExecutor:
     async def _finish(self, row: ActionRow, state: str, result: dict[str, Any]) -> None:
         await self._mark(row, state, result)
         self._not_before.pop(row.id, None)
+        if state == "done":
+            self.last_error = None
         log.warning("moderation: %s of %s %s: %s", row.action, _name(row), state, result)
 
     async def _mark(self, row: ActionRow, state: str, result: dict[str, Any] | None) -> None:

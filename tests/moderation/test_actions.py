@@ -75,6 +75,8 @@ async def test_one_forbid_per_push_session(
     )
     assert trigger["id"] in call.params["Reason"]
     assert streams.forbidden["room1"]["DomainName"] == DOMAIN
+    ready = await (await client.get("/readyz")).json()
+    assert ready["moderation"] == {"open_actions": 0, "oldest_open_age_seconds": None, "calls": 1}
     # The default duration: 6 hours from the action.
     assert abs(action["resume_at"] - action["created_at"] - 6 * 3600) < 1
 
