@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ def result(action: dict[str, Any]) -> Any:
     return orjson.loads(action["result"]) if action["result"] else None
 
 
-def action_log(database: Path) -> str:
-    """One line per action, for the issue's closing note (printed by the tests with -s)."""
+def action_log(database: Path, streams: FakeStreams | None = None) -> str:
+    """One line per action, and what the fake processed, for the issue's closing note (printed
+    by the tests with -s)."""
     lines = [
         f"#{a['id']} {a['action']} {a['domain']}/{a['app_name']}/{a['stream_id']}"
         f" session={a['session_key'] or '-'} state={a['state']} attempts={a['attempts']}"
@@ -44,6 +46,9 @@ def action_log(database: Path) -> str:
         f" result={a['result']} confirmed={a['confirm_event_id'] or '-'}"
         for a in actions(database)
     ]
+    if streams is not None:
+        received = Counter(streams.fake.actions())
+        lines.append(f"fake: processed {dict(streams.processed)}; received {dict(received)}")
     return "\n".join(lines)
 
 

@@ -91,7 +91,7 @@ async def test_one_forbid_per_push_session(
     await eventually(lambda: finished(database, 2), what="the second forbid")
     assert streams.count("ForbidLiveStream") == 2
     assert [a["session_key"] for a in actions(database)] == ["seq-1", "seq-2"]
-    print("\n--- action log: one forbid per push session ---\n" + action_log(database))
+    print("\n--- action log: one forbid per push session ---\n" + action_log(database, streams))
 
     # Every finished action is an event of its own, `moderation_action`, for publishing.
     published = rows(database, "kind = 'moderation_action'")

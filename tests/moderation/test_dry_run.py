@@ -63,7 +63,7 @@ async def test_dry_run_records_and_publishes_without_calling(
 
         (action,) = actions(database)
         assert action["state"] == "dry_run" and action["attempts"] == 0
-        print("\n--- action log: dry run ---\n" + action_log(database))
+        print("\n--- action log: dry run ---\n" + action_log(database, streams))
 
         listed = await get(client, "/api/actions")
         (shown,) = listed["actions"]
