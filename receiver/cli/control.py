@@ -4,7 +4,9 @@ The record is a `resume` row of `moderation_actions` and, once Tencent answered,
 `moderation_action` event, written by the same code the fold process runs
 (`receiver.moderation.book`). The command writes them itself, in two short transactions (before
 the call: `calling`; after: `done`/`failed` with the event): SQLite serialises them with the
-running service's fold, so it works whether `serve` runs or not.
+running service's fold, so it works whether `serve` runs or not. A resume interrupted before
+its answer stays `calling` (the service's executor leaves resumes to this command): run it
+again, which is harmless.
 """
 
 from __future__ import annotations

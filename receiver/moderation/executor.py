@@ -9,6 +9,9 @@ For each action in state `pending` or `calling`, oldest first:
 3. the answer is committed: `done`/`failed` with the API's result, and the published
    `moderation_action` event in the same commit.
 
+Only the policy's drops and forbids: a `resume` is carried out and recorded by the command that
+asked for it (`receiver tencent resume`), which may be running right now.
+
 An action found in `calling` (the process died or the answer was lost after step 1) is not
 called again blindly: the executor first looks whether it took effect — a forbid in
 `DescribeLiveForbidStreamList`, a drop by `DescribeLiveStreamState` not `active` — and records
@@ -39,7 +42,7 @@ log = logging.getLogger("receiver.moderation")
 
 _OPEN: Final = (
     f"SELECT {COLUMNS} FROM moderation_actions"  # noqa: S608 - constant column list
-    " WHERE state IN ('pending', 'calling') ORDER BY id LIMIT ?"
+    " WHERE state IN ('pending', 'calling') AND action IN ('drop', 'forbid') ORDER BY id LIMIT ?"
 )
 BATCH: Final = 50
 # With nothing to do, look this often anyway (the fold also wakes the executor).
@@ -121,8 +124,6 @@ class ActionExecutor:
             )
         if row.action == "drop":
             return await self._control.drop(row.domain, row.app_name, row.stream_id)
-        if row.action == "resume":
-            return await self._control.resume(row.domain, row.app_name, row.stream_id)
         raise ValueError(f"unknown action {row.action!r}")
 
     async def _verify(self, row: ActionRow) -> bool | None:
@@ -135,7 +136,7 @@ class ActionExecutor:
                 # drop has nothing left to do. Active: the drop did not reach it.
                 state = await self._control.state(row.domain, row.app_name, row.stream_id)
                 return state != "active"
-            return False  # resume: calling it again is harmless
+            raise ValueError(f"unknown action {row.action!r}")
         except (TencentError, ValueError) as exc:
             log.warning("moderation: cannot check %s of %s: %s", row.action, _name(row), exc)
             self.last_error = str(exc)
@@ -178,7 +179,6 @@ class ActionExecutor:
 _VERIFIED: Final = {
     "forbid": "listed by DescribeLiveForbidStreamList; not called again",
     "drop": "DescribeLiveStreamState is not active; not called again",
-    "resume": "",
 }
 
 

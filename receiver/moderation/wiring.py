@@ -19,7 +19,8 @@ EXECUTOR = web.AppKey("moderation_executor", ActionExecutor)
 # An action still open after this long is reported (`/readyz` `moderation` degraded).
 STUCK_SECONDS = 60.0
 _OPEN = (
-    "SELECT count(*), min(created_at) FROM moderation_actions WHERE state IN ('pending', 'calling')"
+    "SELECT count(*), min(created_at) FROM moderation_actions"
+    " WHERE state IN ('pending', 'calling') AND action IN ('drop', 'forbid')"
 )
 
 

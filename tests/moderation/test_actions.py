@@ -206,3 +206,20 @@ def test_a_policy_that_calls_the_api_needs_credentials(
     with pytest.raises(ValueError, match="TENCENTCLOUD_SECRET_ID"):
         create_app(make_settings(moderation_action="drop"))
     create_app(make_settings(moderation_action="drop", moderation_dry_run=True))
+
+
+async def test_lost_drop_answer_is_checked_by_stream_state(
+    aiohttp_client: ClientFactory,
+    make_settings: Callable[..., Settings],
+    streams: FakeStreams,
+    database: Path,
+) -> None:
+    streams.live.add((DOMAIN, APP, "room7"))
+    streams.fake.fail("InternalError", action="DropLiveStream", after_processing=True)
+    client = await moderated(aiohttp_client, make_settings, streams, moderation_action="drop")
+    await post(client, push_begin("room7", "seq-1", T0), porn("room7", T0 + 1))
+    await eventually(lambda: finished(database, 1), what="the verified drop")
+    (action,) = actions(database)
+    assert streams.count("DropLiveStream") == 1
+    assert streams.count("DescribeLiveStreamState") == 1
+    assert result(action) == {"verified": "DescribeLiveStreamState is not active; not called again"}
