@@ -12,6 +12,7 @@ fold's last error, for readiness.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,9 @@ class FoldWorker(WorkerProcess):
         self._woken = False
         # The last fold's error while the fold is stuck on a row (None once it moves again).
         self.fold_error: str | None = None
+        # When the fold process last committed anything (monotonic clock): recent proof that
+        # the database takes its writes, which readiness uses before asking for a probe.
+        self.last_commit: float | None = None
         self.stats = FoldStats()
 
     def add_listener(self, callback: Callable[[], None]) -> None:
@@ -150,6 +154,7 @@ class FoldWorker(WorkerProcess):
         new_events = False
         for message in messages:
             if isinstance(message, Committed):
+                self.last_commit = time.monotonic()
                 for rid in message.done:
                     self._settle(rid, None)
             elif isinstance(message, Folded):
@@ -172,6 +177,7 @@ class FoldWorker(WorkerProcess):
             self.fold_error = folded.error
         elif folded.rows:
             self.fold_error = None
+            self.last_commit = time.monotonic()
         if folded.through > self.stats.through:
             self.stats.through = folded.through
             if self.on_through is not None:

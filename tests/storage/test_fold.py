@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,13 @@ async def test_readiness_and_metrics_show_the_fold_caught_up(client: Any, databa
         assert (await client.post("/callbacks", json=body)).status == 200
     rows(database)
     ready = await (await client.get("/readyz")).json()
-    assert ready["fold"] == {"backlog": 0, "oldest_unfolded_age_seconds": None, "rejected": 0}
+    fold = ready["fold"]
+    assert {k: fold[k] for k in ("backlog", "oldest_unfolded_age_seconds", "rejected")} == {
+        "backlog": 0,
+        "oldest_unfolded_age_seconds": None,
+        "rejected": 0,
+    }
+    assert "error" not in fold and 0 <= fold["last_commit_seconds_ago"] < 5
 
     async def counted() -> bool:
         metrics = await (await client.get("/metrics")).text()
@@ -172,3 +179,40 @@ async def test_the_fold_runs_at_the_idle_cpu_priority_by_default(
     assert low_pid is not None
     assert os.sched_getscheduler(low_pid) == os.SCHED_OTHER
     assert os.getpriority(os.PRIO_PROCESS, low_pid) == 10
+
+
+async def test_readiness_never_waits_for_a_fold_that_cannot_run(
+    aiohttp_client: ClientFactory, make_settings: Any
+) -> None:
+    """A fold starved of CPU (it runs at the idle priority) or stopped must not hold `/readyz`
+    past a prober's timeout: after its last commit is 5 s old, readiness waits at most 1 s for a
+    probe, then answers `degraded`; callbacks are still acknowledged meanwhile."""
+    app = create_app(make_settings())
+    client = await aiohttp_client(app)
+    assert (await client.post("/callbacks", json=_screenshots(1, "s")[0])).status == 200
+    pid = app[FOLDER].pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        slowest = 0.0
+
+        async def degraded() -> bool:
+            nonlocal slowest
+            started = time.monotonic()
+            answer = await client.get("/readyz")
+            slowest = max(slowest, time.monotonic() - started)
+            report = await answer.json()
+            assert answer.status == 200, report
+            return "did not commit a probe within 1 s" in str(report["fold"].get("error"))
+
+        await eventually_async(degraded, within=15, what="readiness reports the stopped fold")
+        assert slowest < 3.0  # never the old 5 s wait
+        assert (await client.post("/callbacks", json=_screenshots(1, "t")[0])).status == 200
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    async def ok_again() -> bool:
+        report = await (await client.get("/readyz")).json()
+        return "error" not in report["fold"]
+
+    await eventually_async(ok_again, what="readiness recovers once the fold runs")

@@ -29,6 +29,9 @@ def _damage_index(database: Path, index: str, *, state: str = "service_state") -
     """
     conn = sqlite3.connect(database, isolation_level=None)
     try:
+        # The fold process and the reader may be mid-transaction: wait for them rather than
+        # failing the checkpoint below (it answers busy without a busy timeout).
+        conn.execute("PRAGMA busy_timeout = 10000")
         (root,) = conn.execute(
             "SELECT rootpage FROM sqlite_master WHERE name = ?", (index,)
         ).fetchone()
