@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     # (idle: only cores nothing else wants; a burst goes to acknowledging, history catches up).
     fold_batch: int = Field(default=2000, ge=1, le=100_000)
     fold_priority: Literal["idle", "low", "normal"] = "idle"
+    # An idle fold this far behind runs at the ordinary priority until it catches up
+    # (receiver.storage.fold_priority): history lags a burst, never a busy host for ever.
+    fold_max_lag_seconds: float = Field(default=10.0, gt=0, le=86400)
     log_level: str = "INFO"
 
     # Publishing (the outbox relay). No URL: publishing is off and events wait in the outbox.

@@ -19,7 +19,9 @@ from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.metrics import Metrics
 from receiver.moderation.policy import ModerationPolicy
+from receiver.settings import Settings
 from receiver.storage.connect import connect
+from receiver.storage.fold_priority import FoldPriority
 from receiver.storage.fold_worker import FoldWorker
 from receiver.storage.frames import Folded
 from receiver.storage.inbox import FoldBacklog, attach_inbox, fold_backlog
@@ -119,6 +121,11 @@ async def _writing(app: web.Application) -> AsyncIterator[None]:
         on_appended=folder.wake,
     )
     folder.on_through = writer.trim
+    priority = (
+        FoldPriority(lambda: folder.pid, max_lag_seconds=settings.fold_max_lag_seconds)
+        if settings.fold_priority == "idle"
+        else None
+    )
     monitor: asyncio.Task[None] | None = None
     try:
         await folder.start()
@@ -127,9 +134,9 @@ async def _writing(app: web.Application) -> AsyncIterator[None]:
         app[WRITER] = writer
         app[FOLDER] = folder
         app[HEALTH_CHECKS]["database"] = lambda: check_database(writer)
-        app[HEALTH_CHECKS]["fold"] = lambda: check_fold(reader, folder, metrics, clock)
+        app[HEALTH_CHECKS]["fold"] = lambda: check_fold(reader, folder, metrics, clock, priority)
         monitor = asyncio.create_task(
-            _monitor(reader, metrics, clock, settings.outbox_stats_interval_seconds),
+            _monitor(reader, metrics, clock, priority, _monitor_interval(settings)),
             name="fold-monitor",
         )
         yield
@@ -161,11 +168,17 @@ def _observe_backlog(metrics: Metrics, backlog: FoldBacklog, now: float) -> floa
     return age
 
 
+def _monitor_interval(settings: Settings) -> float:
+    """Often enough to keep the gauges fresh and to raise a lagging fold's priority in time."""
+    return min(settings.outbox_stats_interval_seconds, max(0.1, settings.fold_max_lag_seconds / 4))
+
+
 async def check_fold(
     reader: aiosqlite.Connection,
     folder: FoldWorker,
     metrics: Metrics,
     clock: Callable[[], float],
+    priority: FoldPriority | None = None,
 ) -> ComponentCheck:
     """How far history lags the acknowledgements: `degraded` while the fold is stuck on a row
     it cannot store, or cannot commit to the database at all (the callbacks are safe in the
@@ -181,6 +194,11 @@ async def check_fold(
     details["backlog"] = backlog.count
     details["oldest_unfolded_age_seconds"] = None if age is None else round(age, 3)
     details["rejected"] = backlog.rejected
+    if priority is not None:
+        priority.observe(age)
+        details["priority"] = "raised" if priority.raised else "idle"
+        if priority.error is not None:
+            details["priority_error"] = priority.error
     if folder.fold_error is not None:
         details["error"] = folder.fold_error
         return ComponentCheck("degraded", details)
@@ -216,16 +234,20 @@ async def _monitor(
     reader: aiosqlite.Connection,
     metrics: Metrics,
     clock: Callable[[], float],
+    priority: FoldPriority | None,
     interval: float,
 ) -> None:
-    """Keep the fold gauges fresh between scrapes (a scrape cannot await the database)."""
+    """Keep the fold gauges fresh between scrapes (a scrape cannot await the database), and a
+    lagging idle fold's priority raised."""
     while True:
         try:
             backlog = await fold_backlog(reader)
         except Exception as exc:
             log.debug("inbox query failed: %s", exc)
         else:
-            _observe_backlog(metrics, backlog, clock())
+            age = _observe_backlog(metrics, backlog, clock())
+            if priority is not None:
+                priority.observe(age)
         await asyncio.sleep(interval)
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from receiver.app import create_app
+from receiver.keys import SETTINGS
 from receiver.storage.context import FOLDER
+from receiver.storage.fold_priority import FoldPriority
 from receiver.storage.ids import EventIds
 from receiver.storage.inbox_file import inbox_path
 from tests.conftest import ClientFactory
@@ -216,3 +218,55 @@ async def test_readiness_never_waits_for_a_fold_that_cannot_run(
         return "error" not in report["fold"]
 
     await eventually_async(ok_again, what="readiness recovers once the fold runs")
+
+
+async def test_an_idle_fold_that_falls_behind_runs_at_the_ordinary_priority_until_caught_up(
+    aiohttp_client: ClientFactory, make_settings: Any
+) -> None:
+    """The idle class is for bursts: on a host that never idles the fold would wait for ever,
+    so past `fold_max_lag_seconds` it is raised, and lowered again once it has caught up."""
+    app = create_app(make_settings(fold_max_lag_seconds=0.5, outbox_stats_interval_seconds=0.2))
+    client = await aiohttp_client(app)
+    pid = app[FOLDER].pid
+    assert pid is not None and os.sched_getscheduler(pid) == os.SCHED_IDLE
+    os.kill(pid, signal.SIGSTOP)  # a fold that gets no CPU at all
+    try:
+        for body in _screenshots(3, "lag"):
+            assert (await client.post("/callbacks", json=body)).status == 200
+
+        async def raised() -> bool:
+            return os.sched_getscheduler(pid) == os.SCHED_OTHER
+
+        await eventually_async(raised, within=10, what="the lagging fold is raised")
+        report = await (await client.get("/readyz")).json()
+        assert report["fold"]["priority"] == "raised", report
+        assert report["fold"]["oldest_unfolded_age_seconds"] > 0.5
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    async def idle_again() -> bool:
+        return os.sched_getscheduler(pid) == os.SCHED_IDLE
+
+    await eventually_async(idle_again, within=10, what="the caught-up fold is idle again")
+    assert len(rows(app[SETTINGS].database)) == 3
+    report = await (await client.get("/readyz")).json()
+    assert report["fold"]["priority"] == "idle" and report["fold"]["backlog"] == 0
+
+
+def test_a_fold_priority_that_cannot_be_raised_is_reported_once(caplog: Any) -> None:
+    """Without root or CAP_SYS_NICE the raise fails: say how to fix it, once, and in readiness."""
+    calls: list[int] = []
+
+    def refuse(pid: int, policy: int) -> None:
+        calls.append(policy)
+        raise PermissionError(1, "Operation not permitted")
+
+    priority = FoldPriority(lambda: 4242, max_lag_seconds=10, set_scheduler=refuse)
+    priority.observe(5.0)
+    assert calls == [] and not priority.raised
+    for _ in range(3):
+        priority.observe(30.0)
+    assert calls == [os.SCHED_OTHER] * 3 and not priority.raised
+    assert priority.error == "cannot raise the fold's CPU priority: Operation not permitted"
+    warnings = [r for r in caplog.records if "CAP_SYS_NICE" in r.getMessage()]
+    assert len(warnings) == 1
