@@ -13,8 +13,12 @@ from receiver.dashboard import pages as dashboard
 from receiver.dashboard import pipeline
 from receiver.health import ComponentCheck
 from receiver.history import views as api
+from receiver.insight import views as insight
+from receiver.insight.wiring import insight_ctx
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
+from receiver.moderation import views as moderation
+from receiver.moderation.wiring import moderation_ctx
 from receiver.outbox import replay_view as replay
 from receiver.outbox.broker import broker_ctx
 from receiver.reconcile.backup import backup_roles_ctx
@@ -22,7 +26,12 @@ from receiver.reconcile.scheduler import reconcile_ctx
 from receiver.settings import Settings
 from receiver.storage.context import storage_ctx
 from receiver.tencent.autoregister import TencentSetup
-from receiver.tencent.wiring import TENCENT, auto_register_ctx, client_session_ctx
+from receiver.tencent.wiring import (
+    TENCENT,
+    auto_register_ctx,
+    client_session_ctx,
+    moderation_calls_api,
+)
 from receiver.web import openapi, ops
 from receiver.web.auth import api_auth_middleware
 from receiver.web.budget import BODY_BUDGET, BodyBudget
@@ -69,6 +78,12 @@ def create_app(
             "reconciliation (RECEIVER_TENCENT_RECONCILE_INTERVAL) needs Tencent Cloud API "
             "credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
         )
+    if moderation_calls_api(settings) and tencent is None:
+        raise ValueError(
+            f"RECEIVER_MODERATION_ACTION={settings.moderation_action} needs Tencent Cloud API "
+            "credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (or "
+            "RECEIVER_MODERATION_DRY_RUN=true)"
+        )
     # Errors wrap the API token check, so its refusals are answered as JSON like any other.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -86,10 +101,9 @@ def create_app(
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through its writer
     app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
-    if (settings.tencent_auto_register or reconciling or region) and tencent is not None:
+    if tencent is not None:
         app[TENCENT] = tencent
-        # After storage, so shutdown stops registration and reconciliation before the
-        # database closes.
+        # After storage, so shutdown stops the API's users before the database closes.
         app.cleanup_ctx.append(client_session_ctx)
         if settings.tencent_auto_register:
             app.cleanup_ctx.append(auto_register_ctx)
@@ -97,11 +111,15 @@ def create_app(
             app.cleanup_ctx.append(reconcile_ctx)
         if region:  # main/backup roles of overlapping sessions (DescribeBackupStreamList)
             app.cleanup_ctx.append(backup_roles_ctx)
+    app.cleanup_ctx.append(moderation_ctx)  # after storage and the client session
+    app.cleanup_ctx.append(insight_ctx)
     openapi.setup(app)
     callbacks.setup_routes(app)
     ops.setup_routes(app)
     api.setup_routes(app)
     replay.setup_routes(app)
+    moderation.setup_routes(app)
+    insight.setup_routes(app)
     pipeline.setup_routes(app)
     dashboard.setup_routes(app)
     return app

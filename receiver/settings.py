@@ -100,6 +100,9 @@ def parse_endpoint(value: str) -> Endpoint:
     return Endpoint(url.with_path("/"), host)
 
 
+ModerationKind = Literal["porn", "audio_moderation"]
+
+
 class Settings(BaseSettings):
     """Everything `receiver serve` needs; tests build it directly with keyword arguments."""
 
@@ -189,6 +192,29 @@ class Settings(BaseSettings):
     # for only when one is set (here or as TENCENTCLOUD_REGION).
     tencent_backup_region: str | None = None
 
+    # Moderation (docs/moderation.md): what to do when a moderation callback triggers the policy.
+    # Off by default; `drop` cuts the push (a re-push is allowed), `forbid` also blocks re-pushes
+    # of the stream name until the duration has passed (ForbidLiveStream: at most 90 days).
+    moderation_action: Literal["none", "drop", "forbid"] = "none"
+    moderation_dry_run: bool = False
+    moderation_kinds: Annotated[list[ModerationKind], NoDecode] = Field(
+        default_factory=lambda: list[ModerationKind](["porn"]),
+        description="Moderation kinds that may trigger: porn (317), audio_moderation (315).",
+    )
+    moderation_suggestions: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["Block"],
+        description="Top-level suggestions that trigger (case-insensitive); empty: none.",
+    )
+    moderation_labels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Labels that trigger (with RECEIVER_MODERATION_MIN_SCORE when set).",
+    )
+    moderation_min_score: float | None = Field(default=None, ge=0, le=100)
+    moderation_forbid_hours: float = Field(default=6.0, gt=0, le=90 * 24)
+    moderation_reason: str = Field(
+        default="receiver moderation policy", min_length=1, max_length=1024
+    )
+
     # Connections (receiver.web.connections). Idle ones are closed after the keep-alive timeout
     # (longer than a proxy's upstream keep-alive, 60 s in nginx, so a proxy never sends on a
     # connection being closed), a request head must arrive within the header timeout, and the
@@ -203,7 +229,14 @@ class Settings(BaseSettings):
     # preflight): bounded, so a huge database still starts; 0 skips the check.
     startup_check_seconds: float = Field(default=10.0, ge=0, le=3600)
 
-    @field_validator("callback_keys", "tencent_domains", mode="before")
+    @field_validator(
+        "callback_keys",
+        "tencent_domains",
+        "moderation_kinds",
+        "moderation_suggestions",
+        "moderation_labels",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -6,7 +6,17 @@ import argparse
 from collections.abc import Sequence
 
 from receiver import __version__
-from receiver.cli import backup, consume, events, migrate, replay, serve, streams, tencent
+from receiver.cli import (
+    actions,
+    backup,
+    consume,
+    events,
+    migrate,
+    replay,
+    serve,
+    streams,
+    tencent,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"receiver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, migrate, events, streams, replay, consume, tencent, backup):
+    for module in (serve, migrate, events, streams, actions, replay, consume, tencent, backup):
         module.register(commands)
     return parser
 

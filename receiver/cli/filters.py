@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
-from receiver.events.kinds import ALL_KINDS
+from receiver.events.kinds import FILTER_KINDS
 
 # The argparse destinations that are filter fields, in the order `--help` shows them.
 FILTER_OPTIONS: Final = (
@@ -26,7 +26,7 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
         action="extend",
         type=_kinds,
         metavar="KIND",
-        help=f"repeatable or comma-separated ({', '.join(ALL_KINDS)})",
+        help=f"repeatable or comma-separated ({', '.join(FILTER_KINDS)})",
     )
     parser.add_argument("--event-type", type=int, help="CSS event_type number")
     parser.add_argument("--domain", help="push domain (exact)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from receiver.errors import StartupError
 from receiver.keys import METRICS, SETTINGS
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
-from receiver.tencent.wiring import client_retry
+from receiver.tencent.wiring import client_retry, moderation_calls_api
 from receiver.web.connections import ConnectionGuard, connection_cap, raise_open_files_limit
 from receiver.web.direct import DirectRunner
 from receiver.web.inflight import IN_FLIGHT
@@ -73,7 +74,11 @@ def build_app(settings: Settings) -> web.Application:
         settings.tencent_auto_register
         or settings.tencent_reconcile_interval is not None
         or settings.tencent_backup_region
+        or moderation_calls_api(settings)
     ):
+        tencent = TencentSetup(load_credentials(), client_retry=client_retry(settings))
+    elif os.environ.get("TENCENTCLOUD_SECRET_ID"):
+        # Optional: push quality and audience answer 503 without credentials.
         tencent = TencentSetup(load_credentials(), client_retry=client_retry(settings))
     return create_app(settings, tencent=tencent)
 

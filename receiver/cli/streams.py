@@ -6,6 +6,7 @@ import argparse
 from typing import TextIO
 
 from receiver.cli.common import add_database_option
+from receiver.cli.insight import register_quality
 from receiver.cli.listing import Listing, add_listing_options, run_listing
 from receiver.cli.table import when
 from receiver.history import sql as history
@@ -32,6 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_listing_options(parser)
     add_database_option(parser)
     parser.set_defaults(handler=run)
+    register_quality(parser)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -28,6 +28,8 @@ from receiver.cli.common import (
     load_settings,
     with_callback_key,
 )
+from receiver.cli.control import register_resume
+from receiver.cli.insight import register_audience
 from receiver.settings import Settings
 from receiver.tencent.actions import (
     UNREPORTED_FIELDS,
@@ -56,7 +58,7 @@ Work = Callable[[LiveCallbackApi, Settings], Awaitable[int]]
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "tencent",
-        help="register this receiver with Tencent CSS (callback templates and rules)",
+        help="Tencent CSS: callback registration, stream control, audience",
         description="Manage CSS callback templates and rules through Tencent Cloud API 3.0. "
         "Credentials: TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY "
         "[, TENCENTCLOUD_SESSION_TOKEN]; endpoint: RECEIVER_TENCENT_ENDPOINT.",
@@ -94,6 +96,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     reconcile.register(actions)
     tencent_sessions.register(actions)
+    register_resume(actions)
+    register_audience(actions)
 
 
 def _domain_options(parser: argparse.ArgumentParser, *, required: bool) -> None:

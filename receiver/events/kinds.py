@@ -193,6 +193,13 @@ BY_EVENT_TYPE: Final[dict[int, Kind]] = {kind.event_type: kind for kind in KINDS
 KIND_BY_EVENT_TYPE: Final[dict[int, str]] = {kind.event_type: kind.name for kind in KINDS}
 EVENT_TYPE_BY_KIND: Final[dict[str, int]] = {kind.name: kind.event_type for kind in KINDS}
 ALL_KINDS: Final[tuple[str, ...]] = (*KIND_BY_EVENT_TYPE.values(), OTHER)
+# Events the receiver emits itself, stored and published like callbacks (routing key
+# `css.<kind>`). CSS event types are never negative and the intake refuses negative ones
+# (`receiver.callbacks.body`), so a callback can never pose as one of these.
+MODERATION_ACTION: Final = -1
+OWN_KINDS: Final[dict[int, str]] = {MODERATION_ACTION: "moderation_action"}
+# What the `kind` filter of listings, replay and the CLI accepts: every stored kind.
+FILTER_KINDS: Final[tuple[str, ...]] = (*ALL_KINDS, *OWN_KINDS.values())
 UNSIGNED_EVENT_TYPES: Final[frozenset[int]] = frozenset(
     kind.event_type for kind in KINDS if not kind.signed
 )
@@ -214,4 +221,4 @@ SESSION_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
 
 def kind_of(event_type: int) -> str:
     """Return the kind name of an `event_type`, `other` for types this version does not know."""
-    return KIND_BY_EVENT_TYPE.get(event_type, OTHER)
+    return KIND_BY_EVENT_TYPE.get(event_type) or OWN_KINDS.get(event_type, OTHER)

@@ -18,6 +18,7 @@ from receiver.errors import CommitFailed
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.metrics import Metrics
+from receiver.moderation.policy import ModerationPolicy
 from receiver.settings import Settings
 from receiver.storage.connect import connect
 from receiver.storage.fold_priority import FoldPriority
@@ -108,6 +109,7 @@ async def _writing(app: web.Application) -> AsyncIterator[None]:
         priority=settings.fold_priority,
         log_level=settings.log_level,
         log_format=settings.log_format,
+        moderation=ModerationPolicy.from_settings(settings).to_json(),
         on_fold=lambda folded: observe_fold(metrics, folded),
     )
     writer = EventWriter(

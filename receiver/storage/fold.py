@@ -38,6 +38,7 @@ from receiver.events import Normalised, ParsedEvent, parse_event
 from receiver.events.decode import loads
 from receiver.events.kinds import kind_of
 from receiver.logs import printable
+from receiver.moderation.book import STREAM_END, ActionBook
 from receiver.storage.dedupe import VERSION, dedupe_key
 from receiver.storage.reconciled import RECONCILED_PATH, Reconciled, mark_reconciled
 from receiver.storage.rows import INSERT_EVENT, event_row
@@ -59,6 +60,10 @@ _REJECT: Final = (
 # Rows stored between two looks at the service's pipe (a request may be waiting).
 CHUNK: Final = 32
 _EMPTY: Final = Normalised(None, None, None, None, None)
+
+
+# An inbox row ready to store: its `INSERT_EVENT` row, its schema error, its parsed body.
+Prepared = tuple[tuple[Any, ...], str | None, dict[str, Any]]
 
 
 class InboxRow(NamedTuple):
@@ -98,9 +103,16 @@ class FoldResult:
 class Folder:
     """Folds the inbox file (`inbox`, read) into the database (`conn`, the fold's writer)."""
 
-    def __init__(self, conn: sqlite3.Connection, inbox: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        inbox: sqlite3.Connection,
+        book: ActionBook | None = None,
+    ) -> None:
         self._conn = conn
         self._inbox = inbox
+        # Moderation actions are recorded in the fold transaction of their triggering event.
+        self._book = book
         row = conn.execute(_PROGRESS).fetchone()
         self.through = int(row[0]) if row is not None else 0  # the last inbox seq folded
         self._reconciled = Reconciled(conn)
@@ -180,18 +192,28 @@ class Folder:
             while done < len(rows):
                 chunk = rows[done : done + CHUNK]
                 prepared = [_prepare(row) for row in chunk]
-                if self._one_at_a_time(chunk, prepared):
+                book = self._book
+                if self._one_at_a_time(chunk, prepared) or (
+                    book is not None and any(book.watches(e[1]) for e, _, _ in prepared)
+                ):
+                    # Row by row (both are rare): a reconciled row or its late twin, or a
+                    # moderation trigger, whose push session is the one current at that event.
                     self._store_singly(chunk, prepared, pending)
                     done += len(chunk)
                     if stop():
                         break
                     continue
-                events = [event for event, _ in prepared]
+                events = [event for event, _, _ in prepared]
                 inserted = conn.executemany(INSERT_EVENT, events).rowcount
                 duplicates = self._duplicates(events) if inserted != len(events) else {}
                 if duplicates:
                     conn.executemany(_ALIAS, list(duplicates.items()))
-                for event, schema_error in prepared:
+                if book is not None:
+                    # Only a stream end can matter here (it may confirm an action).
+                    for event, _, body in prepared:
+                        if event[1] == STREAM_END and event[0] not in duplicates:
+                            book.on_stored(conn, event, body)
+                for event, schema_error, _ in prepared:
                     c = pending.setdefault(event[2], KindCounts())
                     if event[0] in duplicates:
                         c.duplicates += 1
@@ -209,24 +231,22 @@ class Folder:
             raise
         self.through = rows[done - 1].seq
 
-    def _one_at_a_time(
-        self, chunk: list[InboxRow], prepared: list[tuple[tuple[Any, ...], str | None]]
-    ) -> bool:
+    def _one_at_a_time(self, chunk: list[InboxRow], prepared: list[Prepared]) -> bool:
         """A chunk holding a reconciled row, or a push begin/end that may repeat one (near a
         reconciled event's time), is stored row by row: rare, since only late callbacks of lost
         pushes are near one."""
         return any(row.path_kind == RECONCILED_PATH for row in chunk) or any(
-            self._reconciled.concerns(event) for event, _ in prepared
+            self._reconciled.concerns(event) for event, _, _ in prepared
         )
 
     def _store_singly(
         self,
         chunk: list[InboxRow],
-        prepared: list[tuple[tuple[Any, ...], str | None]],
+        prepared: list[Prepared],
         pending: dict[str, KindCounts],
     ) -> None:
         conn = self._conn
-        for row, (event, schema_error) in zip(chunk, prepared, strict=True):
+        for row, (event, schema_error, body) in zip(chunk, prepared, strict=True):
             c = pending.setdefault(event[2], KindCounts())
             c.schema_errors += schema_error is not None
             reconciled = row.path_kind == RECONCILED_PATH
@@ -241,6 +261,8 @@ class Folder:
                 continue
             if conn.execute(INSERT_EVENT, event).rowcount:
                 c.stored += 1
+                if self._book is not None:
+                    self._book.on_stored(conn, event, body)
                 if reconciled:
                     mark_reconciled(conn, event[0])
                     self._reconciled.stored(event)
@@ -260,8 +282,8 @@ class Folder:
         return duplicates
 
 
-def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
-    """The `INSERT_EVENT` row of an inbox row, and its schema error."""
+def _prepare(row: InboxRow) -> Prepared:
+    """The `INSERT_EVENT` row of an inbox row, its schema error and its body."""
     try:
         body = loads(row.payload)  # as the service read it: integers beyond 64 bits stay exact
         parsed = parse_event(body, row.event_type)
@@ -280,7 +302,7 @@ def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
             received_at=row.received_at,
             path_kind=None if row.path_kind == RECONCILED_PATH else row.path_kind,
         )
-        return event, parsed.schema_error
+        return event, parsed.schema_error, body
     except Exception as exc:  # a bug, never a reason to lose the callback
         log.exception("could not fold event %s; storing it verbatim", row.id)
         error = f"not folded: {type(exc).__name__}: {exc}"
@@ -296,4 +318,4 @@ def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
             received_at=row.received_at,
             path_kind=row.path_kind,
         )
-        return event, error
+        return event, error, {}

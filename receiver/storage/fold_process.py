@@ -26,9 +26,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
+from receiver.moderation.book import ActionBook, ActionMark
+from receiver.moderation.policy import ModerationPolicy
 from receiver.storage.connect import open_for_writing
 from receiver.storage.fold import Folder
 from receiver.storage.frames import (
+    ActionMarks,
     Committed,
     Failed,
     Folded,
@@ -70,8 +73,12 @@ FOLD_RETRY_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
 FOLD_AT_EXIT_SECONDS: Final = 10.0
 
 
-def record(conn: sqlite3.Connection, messages: Sequence[OutboxMarks | Probe]) -> bytes:
-    """Commit outbox marks and probes (a heartbeat) in one transaction; the reply frames."""
+Commit = OutboxMarks | ActionMarks | Probe
+
+
+def record(conn: sqlite3.Connection, messages: Sequence[Commit], book: ActionBook) -> bytes:
+    """Commit outbox marks, moderation action marks and probes (a heartbeat) in one
+    transaction; the reply frames."""
     started = time.perf_counter()
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -80,6 +87,9 @@ def record(conn: sqlite3.Connection, messages: Sequence[OutboxMarks | Probe]) ->
                 if isinstance(message, OutboxMarks):
                     conn.executemany(_MARK_PUBLISHED, message.published)
                     conn.executemany(_MARK_FAILED, message.failed)
+                elif isinstance(message, ActionMarks):
+                    for mark in message.marks:
+                        book.apply(conn, ActionMark(*mark))
                 else:
                     conn.execute(_HEARTBEAT, (str(time.time()),))
             conn.execute("COMMIT")
@@ -167,9 +177,11 @@ def serve(
     out_fd: int,
     *,
     batch: int = FOLD_BATCH,
+    book: ActionBook | None = None,
 ) -> None:
     """Loop until the service closes the pipe: answer its requests, fold in between."""
-    folding = Folding(Folder(conn, inbox), out_fd)
+    book = book if book is not None else ActionBook(ModerationPolicy())
+    folding = Folding(Folder(conn, inbox, book), out_fd)
     frames = FrameBuffer()
     write_all(out_fd, encode(Ready()))
 
@@ -182,13 +194,13 @@ def serve(
             if not data:
                 break
             messages = cast(list[Request], frames.feed(data))  # the service sends only requests
-            commits = [m for m in messages if isinstance(m, OutboxMarks | Probe)]
+            commits = [m for m in messages if isinstance(m, Commit)]
             if commits:
-                write_all(out_fd, record(conn, commits))
+                write_all(out_fd, record(conn, commits, book))
             for message in messages:
                 if isinstance(message, FoldThrough):
                     folding.wait_for(message)
-                elif not isinstance(message, OutboxMarks | Probe):
+                elif not isinstance(message, Commit):
                     folding.wake()
         elif not folding.backlog:
             folding.wake()  # look now and then, in case a row came without its `Wake`
@@ -215,9 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = arguments("receiver-fold", __doc__)
     parser.add_argument("--batch", type=int, default=FOLD_BATCH)
     parser.add_argument("--priority", choices=PRIORITIES, default="idle")
+    # The moderation policy as JSON (receiver.moderation.policy); none: no actions.
+    parser.add_argument("--moderation", default=None)
     args = parser.parse_args(argv)
     begin(args)
     _lower_priority(args.priority)
+    policy = (
+        ModerationPolicy()
+        if args.moderation is None
+        else ModerationPolicy.from_json(args.moderation)
+    )
     try:
         conn = open_for_writing(args.database)
         inbox = open_inbox(args.database)
@@ -225,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot open %s for writing: %s", args.database, exc)
         return 1
     try:
-        serve(conn, inbox, args.in_fd, args.out_fd, batch=args.batch)
+        serve(conn, inbox, args.in_fd, args.out_fd, batch=args.batch, book=ActionBook(policy))
     finally:
         inbox.close()
         conn.close()

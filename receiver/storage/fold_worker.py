@@ -20,6 +20,7 @@ from typing import Any
 
 from receiver.errors import CommitFailed
 from receiver.storage.frames import (
+    ActionMarks,
     Committed,
     Failed,
     Folded,
@@ -76,6 +77,7 @@ class FoldWorker(WorkerProcess):
         priority: str | None = None,
         log_level: str = "INFO",
         log_format: str = "text",
+        moderation: str | None = None,
         on_fold: FoldObserver | None = None,
         on_through: Callable[[int], None] | None = None,
     ) -> None:
@@ -84,6 +86,8 @@ class FoldWorker(WorkerProcess):
             args += ["--batch", str(batch)]
         if priority is not None:
             args += ["--priority", priority]
+        if moderation is not None:
+            args += ["--moderation", moderation]
         super().__init__("receiver.storage.fold_process", args)
         self._on_fold = on_fold
         # Told how far the fold got (the writer deletes those inbox rows).
@@ -135,6 +139,16 @@ class FoldWorker(WorkerProcess):
         rid = self._new_rid()
         marks = OutboxMarks(rid, list(update.published), list(update.failed))
         return self._send(rid, encode(marks))
+
+    async def mark_actions(self, marks: Sequence[tuple[int, str, float, str | None]]) -> None:
+        """Record moderation executor reports; returns once they are committed (raises
+        `CommitFailed` if they could not be). A finished action stores its published event in
+        that commit, so the listeners (the relay) are told of new events."""
+        rid = self._new_rid()
+        await self._send(rid, encode(ActionMarks(rid, list(marks))))
+        if any(state in ("done", "failed") for _, state, _, _ in marks):
+            for listener in self._listeners:
+                listener()
 
     def _on_replies(self, messages: Sequence[Reply]) -> None:
         new_events = False

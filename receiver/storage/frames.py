@@ -72,6 +72,14 @@ class OutboxMarks(NamedTuple):
     failed: list[tuple[str, int]]
 
 
+class ActionMarks(NamedTuple):
+    """Moderation executor reports: (action row id, state, at, result JSON) each
+    (`receiver.moderation.book.ActionMark`)."""
+
+    rid: int
+    marks: list[tuple[int, str, float, str | None]]
+
+
 class Ready(NamedTuple):
     pass
 
@@ -116,7 +124,7 @@ class Folded(NamedTuple):
     error: str | None
 
 
-Request = Event | Probe | OutboxMarks | FoldThrough | Trim | Wake
+Request = Event | Probe | OutboxMarks | ActionMarks | FoldThrough | Trim | Wake
 Reply = Ready | Committed | Failed | Folded
 Frame = Request | Reply
 
@@ -140,6 +148,8 @@ def encode(message: Frame) -> bytes:
             )
         case OutboxMarks(rid, published, failed):
             body = orjson.dumps(["o", rid, published, failed])
+        case ActionMarks(rid, marks):
+            body = orjson.dumps(["a", rid, [tuple(mark) for mark in marks]])
         case Ready():
             body = b'["r"]'
         case Committed(seconds, size, acks, done):
@@ -233,6 +243,14 @@ def _decode(message: list[object]) -> Frame:
                 rid,
                 [(float(at), error, int(seq)) for at, error, seq in published],
                 [(str(error), int(seq)) for error, seq in failed],
+            )
+        case ["a", int(rid), list(marks)]:
+            return ActionMarks(
+                rid,
+                [
+                    (int(action), str(state), float(at), None if result is None else str(result))
+                    for action, state, at, result in marks
+                ],
             )
         case ["r"]:
             return Ready()

@@ -13,20 +13,20 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from receiver.events.kinds import ALL_KINDS
+from receiver.events.kinds import FILTER_KINDS
 from receiver.times import Timestamp
 
 
 def _check_kind(value: str) -> str:
-    if value not in ALL_KINDS:
-        raise ValueError(f"unknown kind {value!r}; expected one of: {', '.join(ALL_KINDS)}")
+    if value not in FILTER_KINDS:
+        raise ValueError(f"unknown kind {value!r}; expected one of: {', '.join(FILTER_KINDS)}")
     return value
 
 
 KindName = Annotated[
     str,
     AfterValidator(_check_kind),
-    WithJsonSchema({"type": "string", "enum": list(ALL_KINDS)}),
+    WithJsonSchema({"type": "string", "enum": list(FILTER_KINDS)}),
 ]
 # A name (stream, domain, AppName) as the intake stores it. The intake never refuses a callback
 # for a long name (nothing CSS sends is dropped), so a filter accepts any length: a limit here
@@ -44,7 +44,7 @@ class EventFilter(BaseModel):
 
     kind: list[KindName] = Field(
         default_factory=list,
-        max_length=len(ALL_KINDS),
+        max_length=len(FILTER_KINDS),
         description="Kind name; repeat the parameter for several kinds.",
     )
     event_type: int | None = Field(

@@ -1,4 +1,5 @@
-"""Cleanup contexts for auto-registration: a shared HTTP client session, then the registrar."""
+"""Cleanup contexts for the Tencent API: a shared HTTP client session and rate buckets, the
+auto-registrar, and the clients the moderation executor and the insight views share."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from receiver.tencent.register import RegistrationRequest
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 # The per-action rate buckets every Tencent client of this process shares.
 TENCENT_LIMITS = web.AppKey("tencent_limits", ActionLimits)
-# Only present when RECEIVER_TENCENT_AUTO_REGISTER is on.
+# Present when the service has Tencent Cloud credentials (auto-registration and a moderation
+# policy that calls the API require them; push quality and audience use them when present).
 TENCENT = web.AppKey("tencent", TencentSetup)
 REGISTRAR = web.AppKey("registrar", AutoRegistrar)
 
@@ -37,14 +39,7 @@ async def auto_register_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start registration in the background and yield at once: serving never waits for it."""
     settings = app[SETTINGS]
     setup = app[TENCENT]
-    client = TencentClient(
-        app[CLIENT_SESSION],
-        setup.credentials,
-        endpoint=settings.tencent_endpoint,
-        timeout_seconds=settings.tencent_timeout_seconds,
-        retry=setup.client_retry,
-        limits=app[TENCENT_LIMITS],
-    )
+    client = tencent_client(app)
     registrar = AutoRegistrar(
         LiveCallbackApi(client), registration_request(settings), setup.registration_retry
     )
@@ -57,6 +52,25 @@ async def auto_register_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def tencent_client(app: web.Application) -> TencentClient:
+    """A client on the app's session, credentials, retry policy and shared rate buckets."""
+    settings = app[SETTINGS]
+    setup = app[TENCENT]
+    return TencentClient(
+        app[CLIENT_SESSION],
+        setup.credentials,
+        endpoint=settings.tencent_endpoint,
+        timeout_seconds=settings.tencent_timeout_seconds,
+        retry=setup.client_retry,
+        limits=app[TENCENT_LIMITS],
+    )
+
+
+def moderation_calls_api(settings: Settings) -> bool:
+    """A moderation policy that acts for real (not off, not a dry run) needs credentials."""
+    return settings.moderation_action != "none" and not settings.moderation_dry_run
 
 
 def registration_request(settings: Settings, *, force: bool = False) -> RegistrationRequest:

@@ -139,7 +139,11 @@ def test_one_port_for_listening_publishing_and_the_health_check(env: dict[str, s
 def test_tencent_settings_and_credentials_are_passed_through() -> None:
     """Every registration setting and credential, as a valueless entry: set in .env or the
     shell, it reaches the container; unset, it stays unset (an empty value would be invalid)."""
-    wanted = {f"RECEIVER_{n.upper()}" for n in Settings.model_fields if n.startswith("tencent_")}
+    wanted = {
+        f"RECEIVER_{n.upper()}"
+        for n in Settings.model_fields
+        if n.startswith(("tencent_", "moderation_"))
+    }
     wanted |= {"RECEIVER_PUBLIC_URL"}
     wanted |= {f"TENCENTCLOUD_{name.upper()}" for name in TencentCredentials.model_fields}
     passed = {name for name, value in RECEIVER["environment"].items() if value is None}

@@ -7,6 +7,7 @@ import pytest
 
 from receiver.storage.frames import (
     Ack,
+    ActionMarks,
     Committed,
     Event,
     Failed,
@@ -35,6 +36,7 @@ def test_frames_carry_the_body_bytes_verbatim_and_their_types() -> None:
         FoldThrough(12, 2**40),
         Folded(0.01, 3, 99, [KindFolded("snapshot", 1, 1, 0, 1)], [12], None),
         Folded(0, 0, 99, [], [], "database disk image is malformed"),
+        ActionMarks(13, [(1, "calling", 1700000003.5, None), (1, "done", 1.0, '{"r":"流"}')]),
     ]
     stream = b"".join(encode(message) for message in sent)
     buffer = FrameBuffer()

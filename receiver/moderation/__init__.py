@@ -1,0 +1,1 @@
+"""Moderation: act on moderation callbacks (policy, the durable action record, the executor)."""

@@ -1,0 +1,56 @@
+"""Shared pieces of the moderation tests: the fake with stream control, actions from the file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.support.fake_tencent import FakeTencent
+from tests.support.fake_tencent_monitoring import FakeStreams
+
+FINAL = ("done", "failed", "dry_run")
+
+
+def actions(database: Path) -> list[dict[str, Any]]:
+    """Every moderation action row, oldest first (read-only, beside the running service)."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute("SELECT * FROM moderation_actions ORDER BY id")]
+    except sqlite3.OperationalError:  # not migrated yet
+        return []
+    finally:
+        conn.close()
+
+
+def finished(database: Path, count: int) -> bool:
+    found = actions(database)
+    return len(found) >= count and all(a["state"] in FINAL for a in found)
+
+
+def result(action: dict[str, Any]) -> Any:
+    return orjson.loads(action["result"]) if action["result"] else None
+
+
+def action_log(database: Path, streams: FakeStreams | None = None) -> str:
+    """One line per action, and what the fake processed, for the issue's closing note (printed
+    by the tests with -s)."""
+    lines = [
+        f"#{a['id']} {a['action']} {a['domain']}/{a['app_name']}/{a['stream_id']}"
+        f" session={a['session_key'] or '-'} state={a['state']} attempts={a['attempts']}"
+        f" trigger={a['trigger_event_id']} ({a['trigger_reason']})"
+        f" result={a['result']} confirmed={a['confirm_event_id'] or '-'}"
+        for a in actions(database)
+    ]
+    if streams is not None:
+        received = Counter(streams.fake.actions())
+        lines.append(f"fake: processed {dict(streams.processed)}; received {dict(received)}")
+    return "\n".join(lines)
+
+
+def new_streams() -> FakeStreams:
+    return FakeStreams(FakeTencent())
