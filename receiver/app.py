@@ -17,6 +17,8 @@ from receiver.outbox import replay_view as replay
 from receiver.outbox.broker import broker_ctx
 from receiver.settings import Settings
 from receiver.storage.context import storage_ctx
+from receiver.storage.engine import is_postgres
+from receiver.storage.postgres.context import no_publishing_ctx, postgres_storage_ctx
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.wiring import TENCENT, auto_register_ctx, client_session_ctx
 from receiver.web import openapi, ops
@@ -72,9 +74,15 @@ def create_app(
     checks: HealthChecks = {"database": _not_started, "broker": _broker_not_started}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(malformed_requests_ctx)
-    app.cleanup_ctx.append(storage_ctx)
-    app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through its writer
-    app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
+    if is_postgres(settings.database):
+        # Several replicas on one database (docs/scaling.md); publishing comes with step 2.
+        app.cleanup_ctx.append(postgres_storage_ctx)
+        app.cleanup_ctx.append(ingest_ctx)
+        app.cleanup_ctx.append(no_publishing_ctx)
+    else:
+        app.cleanup_ctx.append(storage_ctx)
+        app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through it
+        app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
     if settings.tencent_auto_register and tencent is not None:
         app[TENCENT] = tencent
         # After storage, so shutdown stops registration before the database closes.

@@ -18,7 +18,7 @@ from typing import Any, Generic, TextIO, TypeVar
 import aiosqlite
 from pydantic import BaseModel
 
-from receiver.cli.common import load_settings
+from receiver.cli.common import load_settings, sqlite_database
 from receiver.cli.readonly import CommandError, open_readonly
 from receiver.cli.table import json_line, write_table
 from receiver.errors import ApiError
@@ -61,7 +61,8 @@ def run_listing(listing: Listing[Q, T], args: argparse.Namespace, out: TextIO | 
     values["limit"] = min(args.limit, _PAGE_WITH_ALL) if args.all else args.limit
     try:
         query = validate_query(listing.query_model, values)
-        return asyncio.run(_print(listing, settings.database, query, args, out or sys.stdout))
+        database = sqlite_database(settings, listing.command)
+        return asyncio.run(_print(listing, database, query, args, out or sys.stdout))
     except ApiError as exc:
         print(f"receiver {listing.command}: {exc.message}", file=sys.stderr)
         return 2

@@ -15,7 +15,8 @@ from typing import Annotated, Final
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from receiver.errors import ApiNotFound, StorageUnavailable
+from receiver.errors import ApiNotFound, ApiUnavailable, StorageUnavailable
+from receiver.history import pg_sql as pg_history
 from receiver.history import sql as history
 from receiver.history.cursors import CursorCodec, Position
 from receiver.history.models import Event, EventList, EventPending, SessionList, StreamList
@@ -32,6 +33,7 @@ from receiver.history.params import (
 from receiver.keys import SETTINGS
 from receiver.storage.context import FOLDER, get_reader
 from receiver.storage.inbox import unfolded_seq
+from receiver.storage.postgres.context import get_postgres
 from receiver.storage.selection import Text
 from receiver.web.openapi import Method, Operation, Response, document
 from receiver.web.responses import ApiErrorBody
@@ -49,9 +51,12 @@ async def list_events(request: web.Request) -> web.Response:
     query = parse_query(EventQuery, request.query)
     codec = _codec(request)
     after = _decode(codec, "events", query, (0,))
-    page = await history.list_events(
-        get_reader(request), query, int(after[0]) if after is not None else None
-    )
+    position = int(after[0]) if after is not None else None
+    postgres = get_postgres(request)
+    if postgres is not None:
+        page = await pg_history.list_events(postgres.pool, query, position)
+    else:
+        page = await history.list_events(get_reader(request), query, position)
     next_cursor = _encode(codec, "events", query, page.after)
     return _json(EventList(events=page.items, next_cursor=next_cursor))
 
@@ -65,6 +70,9 @@ async def get_event(request: web.Request) -> web.Response:
     burst, answer 202 pending): an id the service handed out is never a 404."""
     parse_query(NoParams, request.query)
     path = validate_query(EventPath, request.match_info)
+    postgres = get_postgres(request)
+    if postgres is not None:  # committed before its 200: nothing to wait for
+        return _json(await pg_history.get_event(postgres.pool, path.id))
     reader = get_reader(request)
     try:
         return _json(await history.get_event(reader, path.id))
@@ -89,7 +97,18 @@ async def get_event(request: web.Request) -> web.Response:
     return _json(await history.get_event(reader, path.id))
 
 
+def _sqlite_only(request: web.Request) -> None:
+    """Streams and sessions are listed on SQLite only so far (docs/scaling.md)."""
+    if get_postgres(request) is not None:
+        raise ApiUnavailable(
+            "not_on_postgresql",
+            "stream and session listings are not available on PostgreSQL yet; "
+            "events are (/api/events)",
+        )
+
+
 async def list_streams(request: web.Request) -> web.Response:
+    _sqlite_only(request)
     query = parse_query(StreamQuery, request.query)
     codec = _codec(request)
     after = _decode(codec, "streams", query, (0,))
@@ -101,6 +120,7 @@ async def list_streams(request: web.Request) -> web.Response:
 
 
 async def list_sessions(request: web.Request) -> web.Response:
+    _sqlite_only(request)
     query = parse_query(SessionQuery, request.query)
     path = validate_query(StreamPath, request.match_info)
     reader = get_reader(request)

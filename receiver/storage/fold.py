@@ -175,7 +175,7 @@ class Folder:
         try:
             while done < len(rows):
                 chunk = rows[done : done + CHUNK]
-                prepared = [_prepare(row) for row in chunk]
+                prepared = [prepare_event(row) for row in chunk]
                 events = [event for event, _ in prepared]
                 inserted = conn.executemany(INSERT_EVENT, events).rowcount
                 duplicates = self._duplicates(events) if inserted != len(events) else {}
@@ -211,7 +211,7 @@ class Folder:
         return duplicates
 
 
-def _prepare(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
+def prepare_event(row: InboxRow) -> tuple[tuple[Any, ...], str | None]:
     """The `INSERT_EVENT` row of an inbox row, and its schema error."""
     try:
         body = loads(row.payload)  # as the service read it: integers beyond 64 bits stay exact

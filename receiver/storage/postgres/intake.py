@@ -1,0 +1,264 @@
+"""Callbacks into `events` on PostgreSQL: acknowledged only once committed, commits shared.
+
+Every callback that arrives while a commit is in flight waits for the next one, which carries
+them all in one transaction (group commit, as the SQLite writer does): under load a commit's
+cost is shared by the whole batch, and at rest a callback waits for one commit only.
+
+What the SQLite engine does in its fold process happens here, before the commit, with the same
+code (`receiver.storage.fold.prepare_event`: the dedupe key, normalised columns, the model
+check, the verbatim fallback): the commit stores finished `events` rows, deduplicated by the
+unique (event_type, dedupe_key) index with `ON CONFLICT DO NOTHING`, so a retry arriving on
+another replica at the same moment stores nothing and is answered 200 with the stored event's
+id.
+
+One transaction:
+1. lock the rows of the batch's partitions in `ingest_partitions`, in partition order: the
+   events of a partition then commit in seq order across replicas (receiver.storage.partitions),
+   and since one dedupe key and one stream lie in one partition, every other lock is taken under
+   a partition lock already held, so two replicas never deadlock;
+2. insert the rows, grouped by partition, in arrival order within it (`UNNEST ... ON CONFLICT
+   DO NOTHING RETURNING`);
+3. look up the stored ids of the duplicates (committed: a conflicting insert in progress holds
+   the same partition lock, so it finished before step 1 returned);
+4. record each partition's newest seq and when it was stored.
+
+Any failure (the server restarted, the connection broke, a timeout) fails every callback of the
+batch with `CommitFailed`: 503, CSS retries, and a commit that did go through before the error
+makes the retry a duplicate. Never 200 for an uncommitted event. The pool reconnects on the next
+batch, so the service recovers by itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from receiver.errors import CommitFailed, StorageUnavailable
+from receiver.metrics import Metrics
+from receiver.storage.commit_health import CommitHealth
+from receiver.storage.fold import InboxRow, KindCounts, prepare_event
+from receiver.storage.ids import EventIds
+from receiver.storage.partitions import partition_of
+from receiver.storage.postgres.pool import describe_error
+
+if TYPE_CHECKING:
+    import asyncpg
+
+log = logging.getLogger(__name__)
+
+# How long one batch may take, connection included, before its callbacks are answered 503.
+COMMIT_TIMEOUT_SECONDS: Final = 10.0
+
+_LOCK_PARTITIONS: Final = (
+    "SELECT partition FROM ingest_partitions WHERE partition = ANY($1::smallint[])"
+    " ORDER BY partition FOR UPDATE"
+)
+# Column order: receiver.storage.rows.event_row, with the partition first.
+_INSERT: Final = (
+    "INSERT INTO events (partition, id, event_type, kind, dedupe_key, domain, app_name,"
+    " stream_id, event_time, sequence, received_at, path_kind, schema_error, payload,"
+    " push_duration_ms)"
+    " SELECT r.partition, r.id, r.event_type, r.kind, r.dedupe_key, r.domain, r.app_name,"
+    " r.stream_id, r.event_time, r.sequence, r.received_at, r.path_kind, r.schema_error,"
+    " r.payload, r.push_duration_ms"
+    " FROM UNNEST($1::smallint[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[],"
+    " $7::text[], $8::text[], $9::float8[], $10::text[], $11::float8[], $12::text[],"
+    " $13::text[], $14::text[], $15::bigint[]) WITH ORDINALITY AS r(partition, id, event_type,"
+    " kind, dedupe_key, domain, app_name, stream_id, event_time, sequence, received_at,"
+    " path_kind, schema_error, payload, push_duration_ms, position)"
+    " ORDER BY r.position"
+    " ON CONFLICT (event_type, dedupe_key) DO NOTHING"
+    " RETURNING id, seq, partition"
+)
+_STORED: Final = (
+    "SELECT e.event_type, e.dedupe_key, e.id FROM events AS e"
+    " JOIN UNNEST($1::integer[], $2::text[]) AS k(event_type, dedupe_key)"
+    " ON e.event_type = k.event_type AND e.dedupe_key = k.dedupe_key"
+)
+_ADVANCE: Final = (
+    "UPDATE ingest_partitions AS p SET last_seq = greatest(p.last_seq, n.last_seq),"
+    " events = p.events + n.events, stored_at = $3"
+    " FROM (SELECT partition, max(seq) AS last_seq, count(*) AS events"
+    "       FROM UNNEST($1::smallint[], $2::bigint[]) AS i(partition, seq) GROUP BY partition)"
+    " AS n WHERE p.partition = n.partition"
+)
+
+
+class _Waiting(NamedTuple):
+    row: InboxRow  # the same shape the SQLite fold prepares from
+    future: asyncio.Future[str]
+
+
+@dataclass(slots=True)
+class IntakeStats:
+    """Counters for tests, readiness and metrics."""
+
+    transactions: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    failures: int = 0
+    largest_batch: int = 0
+    last_commit_at: float | None = None  # unix seconds of the last successful commit
+
+
+class PostgresIntake:
+    """Stores callbacks on PostgreSQL; `submit()` resolves once the event is committed."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        metrics: Metrics,
+        *,
+        max_batch: int = 1000,
+        clock: Callable[[], float] = time.time,
+        commit_timeout: float = COMMIT_TIMEOUT_SECONDS,
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._clock = clock
+        self._commit_timeout = commit_timeout
+        self._ids = EventIds()
+        self._waiting: list[_Waiting] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.health = CommitHealth()
+        self.stats = IntakeStats()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="postgres-intake")
+
+    def submit(
+        self, event_type: int, payload: bytes, received_at: float, path_kind: str | None
+    ) -> asyncio.Future[str]:
+        """Store an authenticated callback body; the future resolves to the stored event's id
+        (for a duplicate, the id of the event it repeats) once committed, or fails with
+        `StorageUnavailable`."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if self._closing or self._task is None or self._task.done():
+            future.set_exception(StorageUnavailable("the service is shutting down; retry later"))
+            return future
+        row = InboxRow(0, self._ids.new(), event_type, received_at, path_kind, payload)
+        self._waiting.append(_Waiting(row, future))
+        self._wake.set()
+        return future
+
+    async def close(self) -> None:
+        """Commit what was submitted, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for waiting in self._waiting:  # only if the loop died: never leave a caller hanging
+            if not waiting.future.done():
+                waiting.future.set_exception(StorageUnavailable())
+        self._waiting.clear()
+
+    async def _run(self) -> None:
+        while True:
+            if not self._waiting:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            try:
+                await self._store(batch)
+            except Exception as exc:  # a bug here must not leave callers waiting for ever
+                log.exception("storing a batch of %d callbacks failed", len(batch))
+                self._fail(batch, CommitFailed(describe_error(exc)))
+
+    async def _store(self, batch: list[_Waiting]) -> None:
+        started = time.perf_counter()
+        prepared = [prepare_event(waiting.row) for waiting in batch]
+        # One row per key: a retry inside the same batch is a duplicate of the first copy.
+        first: dict[tuple[int, str], int] = {}
+        unique: list[int] = []
+        for index, (event, _) in enumerate(prepared):
+            key = (event[1], event[3])
+            if key not in first:
+                first[key] = index
+                unique.append(index)
+        partitions = {index: partition_of(prepared[index][0][6]) for index in unique}
+        unique.sort(key=partitions.__getitem__)  # stable: arrival order within a partition
+        columns: list[list[Any]] = [[partitions[i] for i in unique]]
+        columns += [list(values) for values in zip(*(prepared[i][0] for i in unique), strict=True)]
+        try:
+            async with asyncio.timeout(self._commit_timeout):
+                ids = await self._transaction(columns, sorted(set(partitions.values())))
+        except Exception as exc:
+            error = describe_error(exc)
+            log.error("could not commit %d callbacks to PostgreSQL: %s", len(batch), error)
+            self.stats.failures += 1
+            self.health.failed(error)
+            self._fail(batch, CommitFailed(error))
+            return
+        seconds = time.perf_counter() - started
+        self.health.succeeded()
+        stats = self.stats
+        stats.transactions += 1
+        stats.largest_batch = max(stats.largest_batch, len(batch))
+        stats.last_commit_at = self._clock()
+        self._metrics.observe_commit(seconds, len(batch))
+        counts: dict[str, KindCounts] = {}
+        for waiting, (event, schema_error) in zip(batch, prepared, strict=True):
+            stored_id = ids[(event[1], event[3])]
+            c = counts.setdefault(event[2], KindCounts())
+            if stored_id == event[0]:
+                c.stored += 1
+            else:
+                c.duplicates += 1
+            c.schema_errors += schema_error is not None
+            if not waiting.future.done():
+                waiting.future.set_result(stored_id)
+        for kind, c in counts.items():
+            stats.stored += c.stored
+            stats.duplicates += c.duplicates
+            self._metrics.folded(kind, c.stored, c.duplicates, c.schema_errors, 0)
+
+    async def _transaction(
+        self, columns: list[list[Any]], partitions: list[int]
+    ) -> dict[tuple[int, str], str]:
+        """Store the rows (`columns`, one list per column); {(event_type, key): stored id}."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.fetch(_LOCK_PARTITIONS, partitions)
+            inserted = await conn.fetch(_INSERT, *columns)
+            # columns: partition, then receiver.storage.rows.event_row (id, event_type, kind, key)
+            event_ids, event_types, keys = columns[1], columns[2], columns[4]
+            ids: dict[tuple[int, str], str] = {}
+            new = {row["id"] for row in inserted}
+            wanted: tuple[list[int], list[str]] = ([], [])
+            for event_id, event_type, key in zip(event_ids, event_types, keys, strict=True):
+                if event_id in new:
+                    ids[(event_type, key)] = event_id
+                else:
+                    wanted[0].append(event_type)
+                    wanted[1].append(key)
+            if wanted[0]:
+                for row in await conn.fetch(_STORED, *wanted):
+                    ids[(row["event_type"], row["dedupe_key"])] = row["id"]
+                if len(ids) != len(keys):  # skipped, yet nothing has its key: never ack that
+                    raise CommitFailed("an event was neither stored nor found as a duplicate")
+            if inserted:
+                await conn.execute(
+                    _ADVANCE,
+                    [row["partition"] for row in inserted],
+                    [row["seq"] for row in inserted],
+                    self._clock(),
+                )
+        return ids
+
+    @staticmethod
+    def _fail(batch: list[_Waiting], error: Exception) -> None:
+        for waiting in batch:
+            if not waiting.future.done():
+                waiting.future.set_exception(error)
