@@ -1,0 +1,146 @@
+"""What is particular to the PostgreSQL engine: migrations by several replicas at once, the
+durability check, the URL's password, and what is not there yet is refused clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from receiver.app import create_app
+from receiver.cli import main
+from receiver.errors import StartupRefused
+from receiver.settings import Settings
+from receiver.storage.engine import PostgresUrl
+from receiver.storage.postgres.context import prepare_postgres
+from receiver.storage.postgres.migrations import apply_migrations, postgres_migrations
+from testbed.postgres import PostgresCluster
+from tests.conftest import ClientFactory
+from tests.support.helpers import AUTH, snapshot
+from tests.support.postgres import psql
+
+SECRET = "pw-s3cret-123"
+
+
+async def test_replicas_starting_at_once_migrate_once(pg_url: str) -> None:
+    conns = [await asyncpg.connect(pg_url) for _ in range(6)]
+    try:
+        applied = await asyncio.gather(*(apply_migrations(conn) for conn in conns))
+        versions = await conns[0].fetch("SELECT version FROM schema_migrations ORDER BY version")
+    finally:
+        for conn in conns:
+            await conn.close()
+    everything = [m.version for m in postgres_migrations()]
+    assert sorted(len(done) for done in applied) == [0] * 5 + [len(everything)]
+    assert [row["version"] for row in versions] == everything
+
+
+def test_receiver_migrate_on_postgresql(
+    pg_url: str, capsys: pytest.CaptureFixture[str], postgres: PostgresCluster
+) -> None:
+    name = pg_url.rsplit("/", 1)[1]
+    psql(postgres, f"CREATE ROLE migrator LOGIN SUPERUSER PASSWORD '{SECRET}'")
+    try:
+        url = postgres.url_for(name, user="migrator", password=SECRET)
+        assert main(["migrate", "--database", url]) == 0
+        first = capsys.readouterr()
+        assert first.out.splitlines() == [
+            f"applied {m.version:04d}_{m.name}" for m in postgres_migrations()
+        ]
+        assert main(["migrate", "--database", url]) == 0
+        again = capsys.readouterr().out
+        assert again == f"postgresql://migrator:***@127.0.0.1:{postgres.port}/{name}: up to date\n"
+        assert SECRET not in first.out + first.err + again
+    finally:
+        psql(postgres, f'DROP DATABASE "{name}" WITH (FORCE)')
+        psql(postgres, "DROP ROLE migrator")
+
+
+async def test_a_server_that_acknowledges_before_flushing_is_refused(
+    pg_url: str, postgres: PostgresCluster
+) -> None:
+    name = pg_url.rsplit("/", 1)[1]
+    psql(postgres, f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    with pytest.raises(StartupRefused) as refused:
+        await prepare_postgres(PostgresUrl(pg_url))
+    assert "synchronous_commit=off" in refused.value.message
+    assert "\n" not in refused.value.message
+
+
+async def test_an_unreachable_server_is_one_line_without_the_password() -> None:
+    url = PostgresUrl(f"postgresql://someone:{SECRET}@127.0.0.1:1/nowhere")
+    with pytest.raises(StartupRefused) as refused:
+        await prepare_postgres(url)
+    message = refused.value.message
+    assert message.startswith("cannot connect to PostgreSQL at postgresql://someone:***@")
+    assert SECRET not in message and "\n" not in message
+
+
+async def test_readiness_and_logs_never_show_the_password(
+    aiohttp_client: ClientFactory,
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    postgres: PostgresCluster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name = pg_url.rsplit("/", 1)[1]
+    psql(postgres, f"CREATE ROLE service LOGIN PASSWORD '{SECRET}'")
+    psql(postgres, f'ALTER DATABASE "{name}" OWNER TO service')
+    psql(postgres, "GRANT CREATE ON SCHEMA public TO service", database=name)
+    try:
+        url = postgres.url_for(name, user="service", password=SECRET)
+        settings = make_settings(database=url)
+        assert SECRET not in repr(settings) and SECRET not in str(settings.database)
+        with caplog.at_level(logging.DEBUG):
+            client = await aiohttp_client(create_app(settings))
+            answer = await client.post("/callbacks", json=snapshot("cam", 1))
+            assert answer.status == 200
+            ready = await client.get("/readyz")
+            text = await ready.text()
+            await client.close()
+        assert ready.status == 200, text
+        assert "service:***@" in text
+        assert SECRET not in text and SECRET not in caplog.text
+    finally:
+        psql(postgres, f'DROP DATABASE "{name}" WITH (FORCE)')
+        psql(postgres, "DROP ROLE service")
+
+
+async def test_publishing_is_refused_until_the_relay_exists(
+    make_settings: Callable[..., Settings], pg_url: str
+) -> None:
+    settings = make_settings(database=pg_url, amqp_url=SecretStr("amqp://guest:guest@h:5672/"))
+    runner = web.AppRunner(create_app(settings))
+    try:
+        with pytest.raises(StartupRefused, match="publishing is not available on PostgreSQL yet"):
+            await runner.setup()
+    finally:
+        await runner.cleanup()
+
+
+async def test_listings_not_built_on_postgresql_say_so(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], pg_url: str
+) -> None:
+    client = await aiohttp_client(create_app(make_settings(database=pg_url)))
+    answer = await client.get("/api/streams", headers=AUTH)
+    assert answer.status == 503
+    assert (await answer.json())["error"] == "not_on_postgresql"
+
+
+def test_sqlite_only_commands_exit_2_naming_the_engine(
+    pg_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = pg_url.replace("postgres@", f"postgres:{SECRET}@")
+    for command in (["backup", str(tmp_path / "copy.db")], ["events"], ["streams"]):
+        with pytest.raises(SystemExit) as exited:
+            main([*command, "--database", url])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "works on SQLite only so far" in err
+        assert SECRET not in err
