@@ -18,11 +18,12 @@ from receiver.cli import main
 from receiver.errors import StartupRefused
 from receiver.settings import Settings
 from receiver.storage.engine import PostgresUrl
+from receiver.storage.partitions import partition_of
 from receiver.storage.postgres.context import prepare_postgres
 from receiver.storage.postgres.migrations import apply_migrations, postgres_migrations
 from testbed.postgres import PostgresCluster
 from tests.conftest import ClientFactory
-from tests.support.helpers import AUTH, snapshot
+from tests.support.helpers import AUTH, eventually_async, snapshot
 from tests.support.postgres import psql
 
 SECRET = "pw-s3cret-123"
@@ -144,3 +145,45 @@ def test_sqlite_only_commands_exit_2_naming_the_engine(
         err = capsys.readouterr().err
         assert "works on SQLite only so far" in err
         assert SECRET not in err
+
+
+async def test_a_partition_commits_in_seq_order_across_writers(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], pg_url: str
+) -> None:
+    # Another replica is storing an event of stream cam-9's partition: it holds the partition
+    # and its event has a seq. This replica's event of the same partition must wait for that
+    # commit, so that no reader of the partition ever sees the later seq first.
+    client = await aiohttp_client(create_app(make_settings(database=pg_url)))
+    other = await asyncpg.connect(pg_url)
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        partition = partition_of("cam-9")
+        await other.execute(
+            "SELECT 1 FROM ingest_partitions WHERE partition = $1 FOR UPDATE", partition
+        )
+        first = await other.fetchval(
+            "INSERT INTO events (partition, id, event_type, kind, dedupe_key, stream_id,"
+            " received_at, payload) VALUES ($1, 'other', 200, 'snapshot', 'k', 'cam-9', 1, '{}')"
+            " RETURNING seq",
+            partition,
+        )
+        answer = asyncio.ensure_future(client.post("/callbacks", json=snapshot("cam-9", 1)))
+
+        async def waiting_for_the_partition() -> bool:
+            return bool(
+                await other.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+            )
+
+        await eventually_async(waiting_for_the_partition, what="the store waits for the lock")
+        assert not answer.done()
+        await transaction.commit()
+        assert (await answer).status == 200
+        rows = await other.fetch("SELECT id, seq FROM events ORDER BY seq")
+    finally:
+        await other.close()
+    assert rows[0]["id"] == "other"
+    assert rows[1]["seq"] > first
