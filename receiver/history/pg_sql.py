@@ -7,8 +7,9 @@ shared: rows are selected with the same columns and turned into models by the sa
 (`event_from_row`), and pages are keyset pages on the same keys.
 
 Pages on several replicas: events are listed in `seq` order, and a replica may commit a lower
-seq just after another committed a higher one; a client paging in ascending order past that
-point does not see the late one (docs/scaling.md, "Storage order").
+seq just after another committed a higher one in another partition; a client paging in ascending
+order past that point does not see the late one. One stream's listing is exact: its partition
+commits in seq order (docs/scaling.md, "Storage order across replicas").
 """
 
 from __future__ import annotations
