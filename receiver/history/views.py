@@ -15,7 +15,7 @@ from typing import Annotated, Final
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from receiver.errors import ApiNotFound, ApiUnavailable, StorageUnavailable
+from receiver.errors import ApiNotFound, StorageUnavailable
 from receiver.history import pg_sql as pg_history
 from receiver.history import sql as history
 from receiver.history.cursors import CursorCodec, Position
@@ -97,41 +97,41 @@ async def get_event(request: web.Request) -> web.Response:
     return _json(await history.get_event(reader, path.id))
 
 
-def _sqlite_only(request: web.Request) -> None:
-    """Streams and sessions are listed on SQLite only so far (docs/scaling.md)."""
-    if get_postgres(request) is not None:
-        raise ApiUnavailable(
-            "not_on_postgresql",
-            "stream and session listings are not available on PostgreSQL yet; "
-            "events are (/api/events)",
-        )
-
-
 async def list_streams(request: web.Request) -> web.Response:
-    _sqlite_only(request)
     query = parse_query(StreamQuery, request.query)
     codec = _codec(request)
     after = _decode(codec, "streams", query, (0,))
-    page = await history.list_streams(
-        get_reader(request), query, int(after[0]) if after is not None else None
-    )
+    position = int(after[0]) if after is not None else None
+    postgres = get_postgres(request)
+    if postgres is not None:
+        page = await pg_history.list_streams(postgres.pool, query, position)
+    else:
+        page = await history.list_streams(get_reader(request), query, position)
     next_cursor = _encode(codec, "streams", query, page.after)
     return _json(StreamList(streams=page.items, next_cursor=next_cursor))
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    _sqlite_only(request)
     query = parse_query(SessionQuery, request.query)
     path = validate_query(StreamPath, request.match_info)
-    reader = get_reader(request)
-    stream = await history.find_stream(reader, path.stream_id, query.domain, query.app_name)
+    postgres = get_postgres(request)
+    if postgres is not None:
+        stream = await pg_history.find_stream(
+            postgres.pool, path.stream_id, query.domain, query.app_name
+        )
+    else:
+        stream = await history.find_stream(
+            get_reader(request), path.stream_id, query.domain, query.app_name
+        )
     codec = _codec(request)
     # The cursor is bound to the stream as well as to the filters.
     scope = f"sessions:{stream.id}"
     after = _decode(codec, scope, query, (0.0, 0))
-    page = await history.list_sessions(
-        reader, stream, query, (float(after[0]), int(after[1])) if after is not None else None
-    )
+    position = (float(after[0]), int(after[1])) if after is not None else None
+    if postgres is not None:
+        page = await pg_history.list_sessions(postgres.pool, stream, query, position)
+    else:
+        page = await history.list_sessions(get_reader(request), stream, query, position)
     next_cursor = _encode(codec, scope, query, page.after)
     return _json(SessionList(stream=stream.ref(), sessions=page.items, next_cursor=next_cursor))
 

@@ -23,7 +23,7 @@ from receiver.storage.postgres.context import prepare_postgres
 from receiver.storage.postgres.migrations import apply_migrations, postgres_migrations
 from testbed.postgres import PostgresCluster
 from tests.conftest import ClientFactory
-from tests.support.helpers import AUTH, eventually_async, snapshot
+from tests.support.helpers import eventually_async, snapshot
 from tests.support.postgres import psql
 
 SECRET = "pw-s3cret-123"
@@ -123,15 +123,6 @@ async def test_publishing_is_refused_until_the_relay_exists(
             await runner.setup()
     finally:
         await runner.cleanup()
-
-
-async def test_listings_not_built_on_postgresql_say_so(
-    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], pg_url: str
-) -> None:
-    client = await aiohttp_client(create_app(make_settings(database=pg_url)))
-    answer = await client.get("/api/streams", headers=AUTH)
-    assert answer.status == 503
-    assert (await answer.json())["error"] == "not_on_postgresql"
 
 
 def test_sqlite_only_commands_exit_2_naming_the_engine(

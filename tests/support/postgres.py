@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 from typing import Any
 
@@ -53,3 +54,20 @@ async def stored_events(database: Database, where: str = "TRUE") -> list[Any]:
             await fetch(database.dsn(), f"SELECT * FROM events WHERE {where} ORDER BY seq")  # noqa: S608
         )
     return await asyncio.to_thread(rows, database, where)
+
+
+async def execute(database: Database, sql: str) -> None:
+    """Run one statement without parameters on either engine (as an operator would)."""
+    if isinstance(database, PostgresUrl):
+        conn = await asyncpg.connect(database.dsn())
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+        return
+    conn_lite = sqlite3.connect(database)
+    try:
+        with conn_lite:
+            conn_lite.execute(sql)
+    finally:
+        conn_lite.close()
