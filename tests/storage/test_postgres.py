@@ -129,7 +129,7 @@ def test_sqlite_only_commands_exit_2_naming_the_engine(
     pg_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     url = pg_url.replace("postgres@", f"postgres:{SECRET}@")
-    for command in (["backup", str(tmp_path / "copy.db")], ["events"], ["streams"]):
+    for command in (["backup", str(tmp_path / "copy.db")], ["replay", "--all", "--dry-run"]):
         with pytest.raises(SystemExit) as exited:
             main([*command, "--database", url])
         assert exited.value.code == 2
