@@ -120,3 +120,18 @@ async def test_readiness_reports_the_database(
         assert database["pool"]["size"] >= 1
         assert database["last_commit_age_seconds"] < 60
         assert database["transactions"] >= 1
+
+
+async def test_a_nul_character_in_the_identity_is_stored(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], any_database: Database
+) -> None:
+    # JSON may spell U+0000 (`\u0000`); PostgreSQL text cannot hold it, so there the normalised
+    # columns read U+FFFD instead. The body is kept verbatim on both.
+    client = await _client(aiohttp_client, make_settings, any_database)
+    body = signed({**payload("push_begin_1.json"), "stream_id": "cam\u0000one"})
+    answer = await client.post("/callbacks", json=body)
+    assert answer.status == 200, await answer.text()
+    (row,) = await stored_events(any_database)
+    assert row["stream_id"].replace("\x00", "\ufffd") == "cam\ufffdone"
+    event = await (await client.get(f"/api/events/{row['id']}", headers=AUTH)).json()
+    assert event["payload"]["stream_id"] == "cam\u0000one"

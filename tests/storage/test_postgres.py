@@ -19,11 +19,11 @@ from receiver.errors import StartupRefused
 from receiver.settings import Settings
 from receiver.storage.engine import PostgresUrl
 from receiver.storage.partitions import partition_of
-from receiver.storage.postgres.context import prepare_postgres
+from receiver.storage.postgres.context import POSTGRES, prepare_postgres
 from receiver.storage.postgres.migrations import apply_migrations, postgres_migrations
 from testbed.postgres import PostgresCluster
 from tests.conftest import ClientFactory
-from tests.support.helpers import eventually_async, snapshot
+from tests.support.helpers import eventually, eventually_async, snapshot
 from tests.support.postgres import psql
 
 SECRET = "pw-s3cret-123"
@@ -178,3 +178,46 @@ async def test_a_partition_commits_in_seq_order_across_writers(
         await other.close()
     assert rows[0]["id"] == "other"
     assert rows[1]["seq"] > first
+
+
+async def test_a_row_the_database_refuses_fails_only_its_own_callback(
+    aiohttp_client: ClientFactory,
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await aiohttp_client(create_app(make_settings(database=pg_url)))
+    other = await asyncpg.connect(pg_url)
+    try:
+        await other.execute(
+            "ALTER TABLE events ADD CONSTRAINT no_poison CHECK (stream_id <> 'poison')"
+        )
+        # Hold every partition, so that the callbacks below queue up behind the first batch
+        # and the next batch carries the poisoned one together with good ones.
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("SELECT 1 FROM ingest_partitions FOR UPDATE")
+        first = asyncio.ensure_future(client.post("/callbacks", json=snapshot("cam", 0)))
+
+        async def blocked() -> bool:
+            return bool(
+                await other.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+            )
+
+        await eventually_async(blocked, what="the first batch waits")
+        bodies = [snapshot("cam", n) for n in range(1, 6)] + [snapshot("poison", 1)]
+        rest = [asyncio.ensure_future(client.post("/callbacks", json=b)) for b in bodies]
+        assert client.app is not None
+        intake = client.app[POSTGRES].intake
+        await eventually(lambda: intake.waiting == len(bodies), what="all wait for one batch")
+        await transaction.commit()
+        answers = [await first, *[await answer for answer in rest]]
+        stored = await other.fetch("SELECT stream_id FROM events")
+    finally:
+        await other.close()
+    assert [answer.status for answer in answers] == [200] * 6 + [503]
+    assert "refused a batch of 6" in caplog.text
+    assert sorted(row["stream_id"] for row in stored) == ["cam"] * 6

@@ -25,7 +25,10 @@ One transaction:
 Any failure (the server restarted, the connection broke, a timeout) fails every callback of the
 batch with `CommitFailed`: 503, CSS retries, and a commit that did go through before the error
 makes the retry a duplicate. Never 200 for an uncommitted event. The pool reconnects on the next
-batch, so the service recovers by itself once the server is back.
+batch, so the service recovers by itself once the server is back. When the database refuses a
+row itself (a data error or a constraint, `refuses_a_row`), the batch is stored again one
+callback at a time, so only that callback is answered 503 (SQLite's fold would keep it in
+`fold_rejects`; PostgreSQL has no such table yet: docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -89,6 +92,37 @@ _ADVANCE: Final = (
 )
 
 
+# Text columns of `receiver.storage.rows.event_row` read from the body (domain, app_name,
+# stream_id, sequence, path_kind, schema_error). PostgreSQL text cannot hold U+0000, which a JSON
+# body can spell (`\u0000`); it is stored as U+FFFD there (the payload keeps the body verbatim:
+# raw JSON never holds a NUL byte). SQLite keeps it; nothing else differs.
+_BODY_TEXT: Final = (4, 5, 6, 8, 10, 11)
+_NUL: Final = "\x00"
+_REPLACEMENT: Final = "\ufffd"
+
+
+def storable(event: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row with U+0000 in its body-derived text columns replaced (see `_BODY_TEXT`)."""
+    if not any(isinstance(event[i], str) and _NUL in event[i] for i in _BODY_TEXT):
+        return event
+    row = list(event)
+    for i in _BODY_TEXT:
+        if isinstance(row[i], str):
+            row[i] = row[i].replace(_NUL, _REPLACEMENT)
+    return tuple(row)
+
+
+# SQLSTATE classes that say "this row", not "this server": data exceptions, integrity
+# constraint violations, PL/pgSQL raises (a trigger).
+_ROW_REFUSALS: Final = ("22", "23", "P0")
+
+
+def refuses_a_row(exc: BaseException) -> bool:
+    """Whether the database refused the rows themselves (as opposed to being unreachable)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _ROW_REFUSALS
+
+
 class _Waiting(NamedTuple):
     row: InboxRow  # the same shape the SQLite fold prepares from
     future: asyncio.Future[str]
@@ -130,6 +164,11 @@ class PostgresIntake:
         self._closing = False
         self.health = CommitHealth()
         self.stats = IntakeStats()
+
+    @property
+    def waiting(self) -> int:
+        """Callbacks submitted and not yet in a transaction."""
+        return len(self._waiting)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="postgres-intake")
@@ -179,7 +218,10 @@ class PostgresIntake:
 
     async def _store(self, batch: list[_Waiting]) -> None:
         started = time.perf_counter()
-        prepared = [prepare_event(waiting.row) for waiting in batch]
+        prepared = [
+            (storable(event), schema_error)
+            for event, schema_error in (prepare_event(waiting.row) for waiting in batch)
+        ]
         # One row per key: a retry inside the same batch is a duplicate of the first copy.
         first: dict[tuple[int, str], int] = {}
         unique: list[int] = []
@@ -197,9 +239,19 @@ class PostgresIntake:
                 ids = await self._transaction(columns, sorted(set(partitions.values())))
         except Exception as exc:
             error = describe_error(exc)
-            log.error("could not commit %d callbacks to PostgreSQL: %s", len(batch), error)
+            if refuses_a_row(exc):
+                if len(unique) > 1:
+                    # One row must not fail the others: store them one by one.
+                    log.warning("PostgreSQL refused a batch of %d (%s); storing one by one",
+                                len(batch), error)  # fmt: skip
+                    for waiting in batch:
+                        await self._store([waiting])
+                    return
+                log.error("PostgreSQL refuses callback %s: %s", batch[0].row.id, error)
+            else:
+                log.error("could not commit %d callbacks to PostgreSQL: %s", len(batch), error)
+                self.health.failed(error)
             self.stats.failures += 1
-            self.health.failed(error)
             self._fail(batch, CommitFailed(error))
             return
         seconds = time.perf_counter() - started
