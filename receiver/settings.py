@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     # A SQLite file, or a postgresql:// URL (receiver.storage.engine): the engine follows.
     database: Annotated[Database, BeforeValidator(parse_database)] = Path("./data/receiver.db")
+    # PostgreSQL: how long one commit (connecting included) may take before its callbacks are
+    # answered 503; a server that stops answering is then disconnected (storage/postgres/pool.py).
+    database_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     signature_grace_seconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=86_400)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     body_read_timeout_seconds: float = Field(default=15.0, gt=0, le=300)

@@ -11,7 +11,8 @@ the `postgres` user (Debian's package creates it) and the server runs as that us
 
 If `RECEIVER_TEST_NODES_DIR` is set (scripts/test sets it), the running server leaves a small file
 there naming its process group, so the script's exit trap can kill a server that a crashed pytest
-left behind (the same notes as the RabbitMQ nodes', without an epmd port).
+left behind (the same notes as the RabbitMQ nodes', without an epmd port). That kills the
+postmaster; its backends (each in a session of its own) exit when they see it gone.
 """
 
 from __future__ import annotations
@@ -161,12 +162,32 @@ class PostgresCluster:
             proc.wait(timeout=10)
 
     def kill(self) -> None:
-        """Crash the server: SIGKILL to the postmaster and every backend (its process group)."""
+        """Crash the server: SIGKILL to every backend and the postmaster at once (a backend
+        runs in a session of its own, so the postmaster's process group is not enough)."""
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return
-        self._kill_group()
+        self._signal_all(signal.SIGKILL)
         proc.wait(timeout=10)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP to every process): connections stay open, nothing is
+        answered."""
+        self._signal_all(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, sig: int) -> None:
+        assert self._proc is not None
+        pid = self._proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        with contextlib.suppress(OSError):
+            for child in children.read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(child), sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
     def destroy(self) -> None:
         """Stop the server and remove its directory; call last."""

@@ -221,3 +221,25 @@ async def test_a_row_the_database_refuses_fails_only_its_own_callback(
     assert [answer.status for answer in answers] == [200] * 6 + [503]
     assert "refused a batch of 6" in caplog.text
     assert sorted(row["stream_id"] for row in stored) == ["cam"] * 6
+
+
+async def test_a_server_that_stops_answering_is_503_within_the_timeout_then_recovers(
+    aiohttp_client: ClientFactory,
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    postgres: PostgresCluster,
+) -> None:
+    # A paused server (or a network partition) answers nothing and closes nothing: a commit
+    # must not wait for it for ever, nor must a cancelled query wait for its cancel.
+    settings = make_settings(database=pg_url, database_timeout_seconds=1.0)
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.post("/callbacks", json=snapshot("cam", 1))).status == 200
+    postgres.pause()
+    try:
+        answer = await client.post("/callbacks", json=snapshot("cam", 2))
+        assert answer.status == 503
+        assert (await client.get("/readyz")).status == 503
+    finally:
+        postgres.resume()
+    answer = await client.post("/callbacks", json=snapshot("cam", 3))
+    assert answer.status == 200, await answer.text()

@@ -8,7 +8,6 @@ an advisory lock (`migrations`), store through the unique dedupe index and the p
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from receiver.storage.migrations import Migration
 from receiver.storage.partitions import PARTITIONS
 from receiver.storage.postgres.intake import PostgresIntake
 from receiver.storage.postgres.migrations import apply_migrations
-from receiver.storage.postgres.pool import describe_error, open_pool
+from receiver.storage.postgres.pool import acquire, bounded, describe_error, open_pool, release
 
 if TYPE_CHECKING:
     import asyncpg
@@ -84,7 +83,11 @@ async def postgres_storage_ctx(app: web.Application) -> AsyncIterator[None]:
         raise TypeError("postgres_storage_ctx needs a PostgreSQL URL")
     pool, _ = await prepare_postgres(url)
     intake = PostgresIntake(
-        pool, app[METRICS], max_batch=settings.writer_max_batch, clock=app[CLOCK]
+        pool,
+        app[METRICS],
+        max_batch=settings.writer_max_batch,
+        clock=app[CLOCK],
+        commit_timeout=settings.database_timeout_seconds,
     )
     try:
         intake.start()
@@ -116,9 +119,11 @@ async def check_database(storage: PostgresStorage, now: float) -> ComponentCheck
     }
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-            async with pool.acquire() as conn:
-                await conn.execute(_HEARTBEAT, repr(now))
+        conn = await acquire(pool, PROBE_TIMEOUT_SECONDS)
+        try:
+            await bounded(conn, PROBE_TIMEOUT_SECONDS, conn.execute(_HEARTBEAT, repr(now)))
+        finally:
+            await release(pool, conn, PROBE_TIMEOUT_SECONDS)
     except Exception as exc:
         return ComponentCheck("fail", {**details, "writable": False, "error": describe_error(exc)})
     problem = intake.health.problem()

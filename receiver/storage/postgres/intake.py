@@ -47,14 +47,17 @@ from receiver.storage.commit_health import CommitHealth
 from receiver.storage.fold import InboxRow, KindCounts, prepare_event
 from receiver.storage.ids import EventIds
 from receiver.storage.partitions import partition_of
-from receiver.storage.postgres.pool import describe_error
+from receiver.storage.postgres.pool import acquire, bounded, describe_error, release, usable
 
 if TYPE_CHECKING:
     import asyncpg
 
+    from receiver.storage.postgres.pool import Connection, Pooled
+
 log = logging.getLogger(__name__)
 
-# How long one batch may take, connection included, before its callbacks are answered 503.
+# How long one batch may take (connecting, then the transaction) before its callbacks are
+# answered 503.
 COMMIT_TIMEOUT_SECONDS: Final = 10.0
 
 _LOCK_PARTITIONS: Final = (
@@ -161,6 +164,7 @@ class PostgresIntake:
         self._waiting: list[_Waiting] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._conn: Pooled | None = None  # the intake's own, while it works
         self._closing = False
         self.health = CommitHealth()
         self.stats = IntakeStats()
@@ -199,6 +203,9 @@ class PostgresIntake:
             if not waiting.future.done():
                 waiting.future.set_exception(StorageUnavailable())
         self._waiting.clear()
+        if self._conn is not None:
+            await release(self._pool, self._conn, self._commit_timeout)
+            self._conn = None
 
     async def _run(self) -> None:
         while True:
@@ -235,8 +242,7 @@ class PostgresIntake:
         columns: list[list[Any]] = [[partitions[i] for i in unique]]
         columns += [list(values) for values in zip(*(prepared[i][0] for i in unique), strict=True)]
         try:
-            async with asyncio.timeout(self._commit_timeout):
-                ids = await self._transaction(columns, sorted(set(partitions.values())))
+            ids = await self._commit(columns, sorted(set(partitions.values())))
         except Exception as exc:
             error = describe_error(exc)
             if refuses_a_row(exc):
@@ -277,11 +283,27 @@ class PostgresIntake:
             stats.duplicates += c.duplicates
             self._metrics.folded(kind, c.stored, c.duplicates, c.schema_errors, 0)
 
-    async def _transaction(
+    async def _commit(
         self, columns: list[list[Any]], partitions: list[int]
     ) -> dict[tuple[int, str], str]:
+        """One transaction on the intake's own connection, bounded by the commit timeout (a
+        server that stops answering closes the connection: `bounded`). A broken connection is
+        replaced on the next batch."""
+        conn = self._conn
+        if conn is None or not usable(conn):
+            self._conn = None
+            if conn is not None:
+                await release(self._pool, conn, self._commit_timeout)
+            conn = self._conn = await acquire(self._pool, self._commit_timeout)
+        return await bounded(
+            conn, self._commit_timeout, self._transaction(conn, columns, partitions)
+        )
+
+    async def _transaction(
+        self, conn: Connection, columns: list[list[Any]], partitions: list[int]
+    ) -> dict[tuple[int, str], str]:
         """Store the rows (`columns`, one list per column); {(event_type, key): stored id}."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with conn.transaction():
             await conn.fetch(_LOCK_PARTITIONS, partitions)
             inserted = await conn.fetch(_INSERT, *columns)
             # columns: partition, then receiver.storage.rows.event_row (id, event_type, kind, key)

@@ -9,7 +9,10 @@ a server rather than break its promise quietly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from receiver.errors import StartupRefused
 from receiver.storage.engine import PostgresUrl
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
 
     # A connection of its own or one borrowed from the pool: both run the same queries.
     Connection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+    Pooled = PoolConnectionProxy[Any]  # a connection borrowed from the pool
+
+T = TypeVar("T")
 
 # Values of synchronous_commit that wait for the local flush before COMMIT returns.
 DURABLE_COMMIT: Final = frozenset({"on", "remote_apply", "remote_write", "local"})
@@ -78,3 +84,48 @@ async def check_durability(pool: asyncpg.Pool[Any], url: PostgresUrl) -> None:
             f"PostgreSQL at {url.masked} runs with fsync={fsync}: a crash would lose "
             "acknowledged callbacks; set fsync = on in postgresql.conf"
         )
+
+
+async def bounded(conn: Connection, seconds: float, work: Awaitable[T]) -> T:
+    """`work` on `conn`, or `TimeoutError` after `seconds` with the connection closed.
+
+    Cancelling a query does not end it: asyncpg then waits for the server to confirm the cancel,
+    and a transaction's rollback waits for the server too, so a server that stopped answering
+    (paused, a network partition) would hold the caller for ever. Closing the connection ends
+    every wait on it at once; the server rolls the transaction back when it sees the close.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        conn.terminate()
+        raise
+    if not done:
+        conn.terminate()
+        with contextlib.suppress(BaseException):
+            await task
+        raise TimeoutError(f"PostgreSQL did not answer within {seconds:g} s")
+    return task.result()
+
+
+async def acquire(pool: asyncpg.Pool[Any], seconds: float) -> Pooled:
+    """A connection from the pool within `seconds` (connecting included)."""
+    async with asyncio.timeout(seconds):
+        return await pool.acquire()
+
+
+async def release(pool: asyncpg.Pool[Any], conn: Pooled, seconds: float) -> None:
+    """Give `conn` back; asyncpg closes it if resetting it fails or takes longer."""
+    with contextlib.suppress(Exception):
+        await pool.release(conn, timeout=seconds)
+
+
+def usable(conn: Pooled) -> bool:
+    """Whether a borrowed connection can still run queries (a closed one is handed back to the
+    pool by asyncpg itself, and then refuses every call)."""
+    import asyncpg
+
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
