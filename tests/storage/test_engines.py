@@ -120,6 +120,13 @@ async def test_readiness_reports_the_database(
         assert database["pool"]["size"] >= 1
         assert database["last_commit_age_seconds"] < 60
         assert database["transactions"] >= 1
+        metrics = await (await client.get("/metrics")).text()
+        assert 'receiver_database_pool_connections{state="in_use"}' in metrics
+        age = next(
+            line for line in metrics.splitlines()
+            if line.startswith("receiver_database_last_commit_age_seconds ")
+        )  # fmt: skip
+        assert 0 <= float(age.split()[1]) < 60
 
 
 async def test_a_nul_character_in_the_identity_is_stored(

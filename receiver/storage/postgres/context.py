@@ -8,12 +8,14 @@ an advisory lock (`migrations`), store through the unique dedupe index and the p
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from receiver.errors import StartupRefused
 from receiver.health import ComponentCheck
@@ -92,12 +94,35 @@ async def postgres_storage_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         intake.start()
         storage = app[POSTGRES] = PostgresStorage(url, pool, intake)
+        _register_gauges(app, storage)
         app[INTAKE] = intake
         app[HEALTH_CHECKS]["database"] = lambda: check_database(storage, app[CLOCK]())
         yield
     finally:
         await intake.close()
         await pool.close()
+
+
+def _register_gauges(app: web.Application, storage: PostgresStorage) -> None:
+    """The pool and the last commit, read at scrape time (no polling needed)."""
+    registry = app[METRICS].registry
+    clock = app[CLOCK]
+    pool, stats = storage.pool, storage.intake.stats
+    connections = Gauge(
+        "receiver_database_pool_connections",
+        "PostgreSQL connections of this replica's pool, by state.",
+        ["state"],
+        registry=registry,
+    )
+    connections.labels("idle").set_function(pool.get_idle_size)
+    connections.labels("in_use").set_function(lambda: pool.get_size() - pool.get_idle_size())
+    Gauge(
+        "receiver_database_last_commit_age_seconds",
+        "Seconds since this replica last committed callbacks to PostgreSQL (NaN: none yet).",
+        registry=registry,
+    ).set_function(
+        lambda: math.nan if stats.last_commit_at is None else clock() - stats.last_commit_at
+    )
 
 
 async def check_database(storage: PostgresStorage, now: float) -> ComponentCheck:
