@@ -8,6 +8,7 @@ an advisory lock (`migrations`), store through the unique dedupe index and the p
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +31,8 @@ from receiver.storage.postgres.pool import acquire, bounded, describe_error, ope
 
 if TYPE_CHECKING:
     import asyncpg
+
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 5.0
 # Connections per replica: the intake uses one at a time, reads and probes the rest.
@@ -84,6 +87,7 @@ async def postgres_storage_ctx(app: web.Application) -> AsyncIterator[None]:
     if not isinstance(url, PostgresUrl):  # pragma: no cover - app.py picks the context
         raise TypeError("postgres_storage_ctx needs a PostgreSQL URL")
     pool, _ = await prepare_postgres(url)
+    log.info("storing events in PostgreSQL at %s", url.masked)
     intake = PostgresIntake(
         pool,
         app[METRICS],
