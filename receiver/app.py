@@ -15,10 +15,11 @@ from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS, HealthChecks
 from receiver.metrics import Metrics
 from receiver.outbox import replay_view as replay
 from receiver.outbox.broker import broker_ctx
+from receiver.outbox.pg_broker import postgres_broker_ctx
 from receiver.settings import Settings
 from receiver.storage.context import storage_ctx
 from receiver.storage.engine import is_postgres
-from receiver.storage.postgres.context import no_publishing_ctx, postgres_storage_ctx
+from receiver.storage.postgres.context import postgres_storage_ctx
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.wiring import TENCENT, auto_register_ctx, client_session_ctx
 from receiver.web import openapi, ops
@@ -75,10 +76,10 @@ def create_app(
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(malformed_requests_ctx)
     if is_postgres(settings.database):
-        # Several replicas on one database (docs/scaling.md); publishing comes with step 2.
+        # Several replicas on one database (docs/scaling.md).
         app.cleanup_ctx.append(postgres_storage_ctx)
         app.cleanup_ctx.append(ingest_ctx)
-        app.cleanup_ctx.append(no_publishing_ctx)
+        app.cleanup_ctx.append(postgres_broker_ctx)  # per partition (docs/scaling.md)
     else:
         app.cleanup_ctx.append(storage_ctx)
         app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through it

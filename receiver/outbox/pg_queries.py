@@ -1,4 +1,4 @@
-"""The outbox on PostgreSQL (step 2's relay reads and marks through these): unpublished events of
+"""The outbox on PostgreSQL (the relay reads and marks through these): unpublished events of
 the partitions this replica owns, each partition in storage order, and their outcomes.
 
 Why a cursor per partition: on several replicas a lower seq may commit after a higher one, but

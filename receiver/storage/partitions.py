@@ -1,4 +1,4 @@
-"""Streams in partitions: the unit of storage order on PostgreSQL, and of publishing from step 2.
+"""Streams in partitions: the unit of storage order on PostgreSQL, and of publishing.
 
 Several replicas store events at once, so `seq` alone cannot say "every event before this one is
 committed": a replica may commit seq 11 while another still holds 10. Within one partition it

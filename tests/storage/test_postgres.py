@@ -10,8 +10,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp import web
-from pydantic import SecretStr
 
 from receiver.app import create_app
 from receiver.cli import main
@@ -111,18 +109,6 @@ async def test_readiness_and_logs_never_show_the_password(
     finally:
         psql(postgres, f'DROP DATABASE "{name}" WITH (FORCE)')
         psql(postgres, "DROP ROLE service")
-
-
-async def test_publishing_is_refused_until_the_relay_exists(
-    make_settings: Callable[..., Settings], pg_url: str
-) -> None:
-    settings = make_settings(database=pg_url, amqp_url=SecretStr("amqp://guest:guest@h:5672/"))
-    runner = web.AppRunner(create_app(settings))
-    try:
-        with pytest.raises(StartupRefused, match="publishing is not available on PostgreSQL yet"):
-            await runner.setup()
-    finally:
-        await runner.cleanup()
 
 
 def test_sqlite_only_commands_exit_2_naming_the_engine(

@@ -160,22 +160,3 @@ async def check_database(storage: PostgresStorage, now: float) -> ComponentCheck
         return ComponentCheck("fail", {**details, "writable": False, "error": problem})
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     return ComponentCheck("ok", {**details, "writable": True, "commit_ms": elapsed_ms})
-
-
-async def no_publishing_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Publishing from PostgreSQL comes with the partitioned relay (docs/scaling.md, step 2):
-    until then a broker URL is refused rather than silently ignored."""
-    settings = app[SETTINGS]
-    if settings.amqp_url is not None:
-        raise StartupRefused(
-            "publishing is not available on PostgreSQL yet (docs/scaling.md): unset "
-            "RECEIVER_AMQP_URL, or use a SQLite database"
-        )
-
-    async def disabled() -> ComponentCheck:
-        return ComponentCheck(
-            "ok", {"state": "disabled", "exchange": settings.amqp_exchange, "backlog": None}
-        )
-
-    app[HEALTH_CHECKS]["broker"] = disabled
-    yield

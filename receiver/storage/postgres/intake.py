@@ -47,6 +47,7 @@ from receiver.storage.commit_health import CommitHealth
 from receiver.storage.fold import InboxRow, KindCounts, prepare_event
 from receiver.storage.ids import EventIds
 from receiver.storage.partitions import partition_of
+from receiver.storage.postgres.ownership import NOTIFY_CHANNEL
 from receiver.storage.postgres.pool import acquire, bounded, describe_error, release, usable
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ _STORED: Final = (
     " JOIN UNNEST($1::integer[], $2::text[]) AS k(event_type, dedupe_key)"
     " ON e.event_type = k.event_type AND e.dedupe_key = k.dedupe_key"
 )
+_NOTIFY: Final = f"NOTIFY {NOTIFY_CHANNEL}"
 _ADVANCE: Final = (
     "UPDATE ingest_partitions AS p SET last_seq = greatest(p.last_seq, n.last_seq),"
     " events = p.events + n.events, stored_at = $3"
@@ -323,6 +325,8 @@ class PostgresIntake:
                 if len(ids) != len(keys):  # skipped, yet nothing has its key: never ack that
                     raise CommitFailed("an event was neither stored nor found as a duplicate")
             if inserted:
+                # Delivered at commit: wakes the publishers (receiver.outbox.pg_relay).
+                await conn.execute(_NOTIFY)
                 await conn.execute(
                     _ADVANCE,
                     [row["partition"] for row in inserted],

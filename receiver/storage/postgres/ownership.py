@@ -1,4 +1,4 @@
-"""Who publishes which partition: one owner per partition among the live replicas (step 2).
+"""Who publishes which partition: one owner per partition among the live replicas.
 
 The publisher of a partition must be exactly one replica at a time, so that a stream's events
 reach the queue in storage order (docs/scaling.md). Ownership is a session-level advisory lock,
@@ -14,8 +14,8 @@ its share releases partitions (the highest first) for a newcomer to take.
 
 If the ownership connection breaks, every partition is lost at once (`owned` empties before
 anything else may use it): a partition is never believed owned while the database may already
-have given it to another replica. Not wired to publishing yet: the relay of step 2 will publish
-only what `owned` holds, in seq order per partition.
+have given it to another replica. The relay (`receiver.outbox.pg_relay`) publishes only what
+`owned` holds, in seq order per partition, and rebalances between its passes.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # The advisory lock class of partition ownership (the first of the two-int key): "rcvt".
 OWNER_LOCKS: Final = 0x72637674
 OWNER_APPLICATION: Final = "receiver-partitions"
+# Sent by every store transaction that stored events (receiver.storage.postgres.intake); the
+# ownership session listens, so a publisher wakes at once.
+NOTIFY_CHANNEL: Final = "receiver_events"
 REBALANCE_SECONDS: Final = 1.0
 
 _MEMBERS: Final = (
@@ -58,11 +61,13 @@ class PartitionOwnership:
         partitions: int = PARTITIONS,
         interval: float = REBALANCE_SECONDS,
         on_change: Callable[[frozenset[int]], None] | None = None,
+        on_notify: Callable[[], None] | None = None,
     ) -> None:
         self._url = url
         self._partitions = partitions
         self._interval = interval
         self._on_change = on_change
+        self.on_notify = on_notify
         self._offset = uuid.uuid4().int % partitions
         self._conn: asyncpg.Connection[Any] | None = None
         self._owned: set[int] = set()
@@ -137,6 +142,9 @@ class PartitionOwnership:
             server_settings={"application_name": OWNER_APPLICATION},
         )
         conn.add_termination_listener(lambda _: self._lost())
+        if self.on_notify is not None:  # read at each connect: set it before the first one
+            on_notify = self.on_notify
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: on_notify())
         self._conn = conn
         return conn
 
