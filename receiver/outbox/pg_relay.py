@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -137,6 +138,8 @@ class PostgresRelay:
         self, cursors: dict[int, int]
     ) -> AsyncGenerator[Sequence[Outgoing], None]:
         while not self._stop.is_set():
+            if not await self._ownership.confirm(time.monotonic()):
+                return  # the session does not answer: another replica may own these soon
             if not cursors.keys() <= self._ownership.owned:
                 return  # a partition was lost: send nothing more of it
             async with self._pool.acquire() as conn:

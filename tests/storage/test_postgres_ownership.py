@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import asyncpg
 
 from receiver.storage.engine import PostgresUrl
 from receiver.storage.partitions import PARTITIONS
-from receiver.storage.postgres.ownership import OWNER_APPLICATION, PartitionOwnership
+from receiver.storage.postgres.ownership import (
+    CONFIRM_SECONDS,
+    CONFIRM_TIMEOUT,
+    OWNER_APPLICATION,
+    PartitionOwnership,
+)
+from testbed.postgres import PostgresCluster
 from tests.support.helpers import eventually
 
 
@@ -87,3 +94,27 @@ async def test_the_background_loop_rebalances_by_itself(pg_url: str) -> None:
         _check_split(owners)
     finally:
         await asyncio.gather(*(owner.close() for owner in owners))
+
+
+async def test_a_session_that_stops_answering_gives_up_its_partitions(
+    pg_url: str, postgres: PostgresCluster
+) -> None:
+    # Cut off from the database, a publisher must stop before the server frees its locks for
+    # another replica: it asks its session before each batch and drops everything if it is
+    # silent.
+    owner = PartitionOwnership(PostgresUrl(pg_url))
+    try:
+        await owner.rebalance()
+        assert await owner.confirm(time.monotonic())
+        postgres.pause()
+        try:
+            started = time.monotonic()
+            assert not await owner.confirm(started + CONFIRM_SECONDS)
+            assert time.monotonic() - started < CONFIRM_TIMEOUT + 1
+            assert owner.owned == frozenset()
+        finally:
+            postgres.resume()
+        await owner.rebalance()
+        assert len(owner.owned) == PARTITIONS
+    finally:
+        await owner.close()

@@ -24,13 +24,14 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from receiver.storage.engine import PostgresUrl
 from receiver.storage.partitions import PARTITIONS
-from receiver.storage.postgres.pool import describe_error
+from receiver.storage.postgres.pool import bounded, describe_error
 
 if TYPE_CHECKING:
     import asyncpg
@@ -44,6 +45,17 @@ OWNER_APPLICATION: Final = "receiver-partitions"
 # ownership session listens, so a publisher wakes at once.
 NOTIFY_CHANNEL: Final = "receiver_events"
 REBALANCE_SECONDS: Final = 1.0
+# A publisher confirms its session answers at least this often while it publishes, and waits at
+# most CONFIRM_TIMEOUT for it. The server ends a session it cannot reach after the TCP
+# keepalives below (about 5 + 3 x 2 = 11 s) and only then frees its locks: by then a replica cut
+# off from it has stopped publishing (docs/scaling.md).
+CONFIRM_SECONDS: Final = 1.0
+CONFIRM_TIMEOUT: Final = 2.0
+_KEEPALIVES: Final = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+}
 
 _MEMBERS: Final = (
     "SELECT count(*) FROM pg_stat_activity"
@@ -72,6 +84,7 @@ class PartitionOwnership:
         self._conn: asyncpg.Connection[Any] | None = None
         self._owned: set[int] = set()
         self._told: frozenset[int] = frozenset()  # what on_change heard last
+        self._confirmed_at = -math.inf  # monotonic time the session last answered
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
 
@@ -96,6 +109,7 @@ class PartitionOwnership:
         conn = await self._connection()
         try:
             members = max(1, int(await conn.fetchval(_MEMBERS, OWNER_APPLICATION)))
+            self._confirmed_at = time.monotonic()
             share = math.ceil(self._partitions / members)
             while len(self._owned) > share:
                 partition = max(self._owned)
@@ -120,6 +134,24 @@ class PartitionOwnership:
             self._changed()
         return self.owned
 
+    async def confirm(self, now: float) -> bool:
+        """Whether the ownership session still answers (asked at most every CONFIRM_SECONDS,
+        `now` from a monotonic clock); if not, nothing is owned any more."""
+        conn = self._conn
+        if conn is None or not self._owned:
+            return False
+        if now - self._confirmed_at < CONFIRM_SECONDS:
+            return True
+        try:
+            await bounded(conn, CONFIRM_TIMEOUT, conn.fetchval("SELECT 1"))
+        except Exception as exc:
+            self.last_error = describe_error(exc)
+            log.warning("partition ownership session lost: %s", self.last_error)
+            await self._disconnect()
+            return False
+        self._confirmed_at = now
+        return True
+
     async def _run(self) -> None:
         while True:
             try:
@@ -139,7 +171,7 @@ class PartitionOwnership:
         conn = await asyncpg.connect(
             self._url.dsn(),
             timeout=10,
-            server_settings={"application_name": OWNER_APPLICATION},
+            server_settings={"application_name": OWNER_APPLICATION, **_KEEPALIVES},
         )
         conn.add_termination_listener(lambda _: self._lost())
         if self.on_notify is not None:  # read at each connect: set it before the first one
