@@ -47,14 +47,15 @@ NOTIFY_CHANNEL: Final = "receiver_events"
 REBALANCE_SECONDS: Final = 1.0
 # A publisher confirms its session answers at least this often while it publishes, and waits at
 # most CONFIRM_TIMEOUT for it. The server ends a session it cannot reach after the TCP
-# keepalives below (about 5 + 3 x 2 = 11 s) and only then frees its locks: by then a replica cut
-# off from it has stopped publishing (docs/scaling.md).
+# keepalives below (about 10 + 4 x 3 = 22 s) and only then frees its locks: by then a replica
+# cut off from it has stopped publishing, its last messages settled within the default publish
+# timeout (15 s) (docs/scaling.md).
 CONFIRM_SECONDS: Final = 1.0
 CONFIRM_TIMEOUT: Final = 2.0
 _KEEPALIVES: Final = {
-    "tcp_keepalives_idle": "5",
-    "tcp_keepalives_interval": "2",
-    "tcp_keepalives_count": "3",
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "3",
+    "tcp_keepalives_count": "4",
 }
 
 _MEMBERS: Final = (
