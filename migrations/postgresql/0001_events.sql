@@ -248,3 +248,61 @@ $$;
 CREATE TRIGGER events_history AFTER INSERT ON events
 FOR EACH ROW WHEN (NEW.stream_id IS NOT NULL)
 EXECUTE FUNCTION events_history();
+
+-- Storing a batch of callbacks (receiver/storage/postgres/intake.py) in one call: the partition
+-- locks serialise the stores that share a partition, across replicas, and a call holds them for
+-- the server's own work and the commit only, never across network round trips. Called as a
+-- single statement, so it runs in a transaction of its own, committed before its answer comes
+-- back.
+--
+-- 1. Lock the batch's partitions, in partition order (the storage order and deadlock rules).
+-- 2. Insert the rows in the given order; a key already stored is skipped (ON CONFLICT).
+-- 3. Record each partition's newest seq, and wake the publishers (NOTIFY, delivered at commit).
+-- 4. Return the stored id of every key of the batch: the new row's, or the one it repeats.
+CREATE FUNCTION store_events(
+    p_partition smallint[], p_id text[], p_event_type integer[], p_kind text[],
+    p_dedupe_key text[], p_domain text[], p_app_name text[], p_stream_id text[],
+    p_event_time float8[], p_sequence text[], p_received_at float8[], p_path_kind text[],
+    p_schema_error text[], p_payload text[], p_push_duration_ms bigint[], p_now float8)
+RETURNS TABLE (event_type integer, dedupe_key text, id text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM 1 FROM ingest_partitions AS p
+    WHERE p.partition = ANY(p_partition) ORDER BY p.partition FOR UPDATE;
+
+    WITH inserted AS (
+        INSERT INTO events (partition, id, event_type, kind, dedupe_key, domain, app_name,
+                            stream_id, event_time, sequence, received_at, path_kind,
+                            schema_error, payload, push_duration_ms)
+        SELECT r.partition, r.id, r.event_type, r.kind, r.dedupe_key, r.domain, r.app_name,
+               r.stream_id, r.event_time, r.sequence, r.received_at, r.path_kind,
+               r.schema_error, r.payload, r.push_duration_ms
+        FROM UNNEST(p_partition, p_id, p_event_type, p_kind, p_dedupe_key, p_domain, p_app_name,
+                    p_stream_id, p_event_time, p_sequence, p_received_at, p_path_kind,
+                    p_schema_error, p_payload, p_push_duration_ms)
+             WITH ORDINALITY AS r(partition, id, event_type, kind, dedupe_key, domain, app_name,
+                                  stream_id, event_time, sequence, received_at, path_kind,
+                                  schema_error, payload, push_duration_ms, position)
+        ORDER BY r.position
+        ON CONFLICT (event_type, dedupe_key) DO NOTHING
+        RETURNING events.seq, events.partition
+    )
+    UPDATE ingest_partitions AS p SET
+        last_seq = greatest(p.last_seq, n.last_seq),
+        events = p.events + n.stored,
+        stored_at = p_now
+    FROM (SELECT i.partition, max(i.seq) AS last_seq, count(*) AS stored
+          FROM inserted AS i GROUP BY i.partition) AS n
+    WHERE p.partition = n.partition;
+    IF FOUND THEN
+        PERFORM pg_notify('receiver_events', '');
+    END IF;
+
+    RETURN QUERY
+    SELECT e.event_type, e.dedupe_key, e.id
+    FROM events AS e
+    JOIN UNNEST(p_event_type, p_dedupe_key) AS k(event_type, dedupe_key)
+      ON e.event_type = k.event_type AND e.dedupe_key = k.dedupe_key;
+END;
+$$;

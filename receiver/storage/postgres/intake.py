@@ -11,16 +11,20 @@ unique (event_type, dedupe_key) index with `ON CONFLICT DO NOTHING`, so a retry 
 another replica at the same moment stores nothing and is answered 200 with the stored event's
 id.
 
-One transaction:
-1. lock the rows of the batch's partitions in `ingest_partitions`, in partition order: the
+One transaction, one round trip: a call of the `store_events` function
+(migrations/postgresql/0001_events.sql). The partition locks serialise every store that shares a
+partition, across replicas, so what counts is how long they are held: one call holds them for
+the server's own work and the commit, where separate statements would add a network round trip
+(and a wait for this process's busy event loop) each. On loopback the two measured the same. It
+1. locks the rows of the batch's partitions in `ingest_partitions`, in partition order: the
    events of a partition then commit in seq order across replicas (receiver.storage.partitions),
    and since one dedupe key and one stream lie in one partition, every other lock is taken under
    a partition lock already held, so two replicas never deadlock;
-2. insert the rows, grouped by partition, in arrival order within it (`UNNEST ... ON CONFLICT
-   DO NOTHING RETURNING`);
-3. look up the stored ids of the duplicates (committed: a conflicting insert in progress holds
-   the same partition lock, so it finished before step 1 returned);
-4. record each partition's newest seq and when it was stored.
+2. inserts the rows, grouped by partition (here), in arrival order within it (`UNNEST ... ON
+   CONFLICT DO NOTHING`);
+3. records each partition's newest seq and when it was stored, and notifies the publishers;
+4. returns the stored id of every key (a conflicting insert in progress holds the same partition
+   lock, so it committed before step 1 returned).
 
 Any failure (the server restarted, the connection broke, a timeout) fails every callback of the
 batch with `CommitFailed`: 503, CSS retries, and a commit that did go through before the error
@@ -47,7 +51,6 @@ from receiver.storage.commit_health import CommitHealth
 from receiver.storage.fold import InboxRow, KindCounts, prepare_event
 from receiver.storage.ids import EventIds
 from receiver.storage.partitions import partition_of
-from receiver.storage.postgres.ownership import NOTIFY_CHANNEL
 from receiver.storage.postgres.pool import acquire, bounded, describe_error, release, usable
 
 if TYPE_CHECKING:
@@ -61,39 +64,13 @@ log = logging.getLogger(__name__)
 # answered 503.
 COMMIT_TIMEOUT_SECONDS: Final = 10.0
 
-_LOCK_PARTITIONS: Final = (
-    "SELECT partition FROM ingest_partitions WHERE partition = ANY($1::smallint[])"
-    " ORDER BY partition FOR UPDATE"
-)
-# Column order: receiver.storage.rows.event_row, with the partition first.
-_INSERT: Final = (
-    "INSERT INTO events (partition, id, event_type, kind, dedupe_key, domain, app_name,"
-    " stream_id, event_time, sequence, received_at, path_kind, schema_error, payload,"
-    " push_duration_ms)"
-    " SELECT r.partition, r.id, r.event_type, r.kind, r.dedupe_key, r.domain, r.app_name,"
-    " r.stream_id, r.event_time, r.sequence, r.received_at, r.path_kind, r.schema_error,"
-    " r.payload, r.push_duration_ms"
-    " FROM UNNEST($1::smallint[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[],"
-    " $7::text[], $8::text[], $9::float8[], $10::text[], $11::float8[], $12::text[],"
-    " $13::text[], $14::text[], $15::bigint[]) WITH ORDINALITY AS r(partition, id, event_type,"
-    " kind, dedupe_key, domain, app_name, stream_id, event_time, sequence, received_at,"
-    " path_kind, schema_error, payload, push_duration_ms, position)"
-    " ORDER BY r.position"
-    " ON CONFLICT (event_type, dedupe_key) DO NOTHING"
-    " RETURNING id, seq, partition"
-)
-_STORED: Final = (
-    "SELECT e.event_type, e.dedupe_key, e.id FROM events AS e"
-    " JOIN UNNEST($1::integer[], $2::text[]) AS k(event_type, dedupe_key)"
-    " ON e.event_type = k.event_type AND e.dedupe_key = k.dedupe_key"
-)
-_NOTIFY: Final = f"NOTIFY {NOTIFY_CHANNEL}"
-_ADVANCE: Final = (
-    "UPDATE ingest_partitions AS p SET last_seq = greatest(p.last_seq, n.last_seq),"
-    " events = p.events + n.events, stored_at = $3"
-    " FROM (SELECT partition, max(seq) AS last_seq, count(*) AS events"
-    "       FROM UNNEST($1::smallint[], $2::bigint[]) AS i(partition, seq) GROUP BY partition)"
-    " AS n WHERE p.partition = n.partition"
+# The whole transaction in one round trip (migrations/postgresql/0001_events.sql): the columns
+# of `receiver.storage.rows.event_row`, with the partition first, then the time of the store.
+_STORE: Final = (
+    "SELECT event_type, dedupe_key, id FROM store_events($1::smallint[], $2::text[],"
+    " $3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[],"
+    " $10::text[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::bigint[],"
+    " $16::float8)"
 )
 
 
@@ -244,7 +221,7 @@ class PostgresIntake:
         columns: list[list[Any]] = [[partitions[i] for i in unique]]
         columns += [list(values) for values in zip(*(prepared[i][0] for i in unique), strict=True)]
         try:
-            ids = await self._commit(columns, sorted(set(partitions.values())))
+            ids = await self._commit(columns)
         except Exception as exc:
             error = describe_error(exc)
             if refuses_a_row(exc):
@@ -285,9 +262,7 @@ class PostgresIntake:
             stats.duplicates += c.duplicates
             self._metrics.folded(kind, c.stored, c.duplicates, c.schema_errors, 0)
 
-    async def _commit(
-        self, columns: list[list[Any]], partitions: list[int]
-    ) -> dict[tuple[int, str], str]:
+    async def _commit(self, columns: list[list[Any]]) -> dict[tuple[int, str], str]:
         """One transaction on the intake's own connection, bounded by the commit timeout (a
         server that stops answering closes the connection: `bounded`). A broken connection is
         replaced on the next batch."""
@@ -297,42 +272,17 @@ class PostgresIntake:
             if conn is not None:
                 await release(self._pool, conn, self._commit_timeout)
             conn = self._conn = await acquire(self._pool, self._commit_timeout)
-        return await bounded(
-            conn, self._commit_timeout, self._transaction(conn, columns, partitions)
-        )
+        return await bounded(conn, self._commit_timeout, self._transaction(conn, columns))
 
     async def _transaction(
-        self, conn: Connection, columns: list[list[Any]], partitions: list[int]
+        self, conn: Connection, columns: list[list[Any]]
     ) -> dict[tuple[int, str], str]:
-        """Store the rows (`columns`, one list per column); {(event_type, key): stored id}."""
-        async with conn.transaction():
-            await conn.fetch(_LOCK_PARTITIONS, partitions)
-            inserted = await conn.fetch(_INSERT, *columns)
-            # columns: partition, then receiver.storage.rows.event_row (id, event_type, kind, key)
-            event_ids, event_types, keys = columns[1], columns[2], columns[4]
-            ids: dict[tuple[int, str], str] = {}
-            new = {row["id"] for row in inserted}
-            wanted: tuple[list[int], list[str]] = ([], [])
-            for event_id, event_type, key in zip(event_ids, event_types, keys, strict=True):
-                if event_id in new:
-                    ids[(event_type, key)] = event_id
-                else:
-                    wanted[0].append(event_type)
-                    wanted[1].append(key)
-            if wanted[0]:
-                for row in await conn.fetch(_STORED, *wanted):
-                    ids[(row["event_type"], row["dedupe_key"])] = row["id"]
-                if len(ids) != len(keys):  # skipped, yet nothing has its key: never ack that
-                    raise CommitFailed("an event was neither stored nor found as a duplicate")
-            if inserted:
-                # Delivered at commit: wakes the publishers (receiver.outbox.pg_relay).
-                await conn.execute(_NOTIFY)
-                await conn.execute(
-                    _ADVANCE,
-                    [row["partition"] for row in inserted],
-                    [row["seq"] for row in inserted],
-                    self._clock(),
-                )
+        """Store the rows (`columns`, one list per column) with `store_events` (one round trip,
+        its own transaction); {(event_type, key): stored id}."""
+        rows = await conn.fetch(_STORE, *columns, self._clock())
+        ids = {(row["event_type"], row["dedupe_key"]): row["id"] for row in rows}
+        if len(ids) != len(columns[0]):  # skipped, yet nothing has its key: never ack that
+            raise CommitFailed("an event was neither stored nor found as a duplicate")
         return ids
 
     @staticmethod
