@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from receiver.storage.postgres.context import POSTGRES, prepare_postgres
 from receiver.storage.postgres.migrations import apply_migrations, postgres_migrations
 from testbed.postgres import PostgresCluster
 from tests.conftest import ClientFactory
-from tests.support.helpers import eventually, eventually_async, snapshot
+from tests.support.helpers import AUTH, eventually, eventually_async, snapshot
 from tests.support.postgres import psql
 
 SECRET = "pw-s3cret-123"
@@ -229,3 +230,38 @@ async def test_a_server_that_stops_answering_is_503_within_the_timeout_then_reco
         postgres.resume()
     answer = await client.post("/callbacks", json=snapshot("cam", 3))
     assert answer.status == 200, await answer.text()
+
+
+async def test_a_pg_dump_restores_into_a_working_database(
+    aiohttp_client: ClientFactory,
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    postgres: PostgresCluster,
+    tmp_path: Path,
+) -> None:
+    # docs/deploy.md, "On PostgreSQL": pg_dump while serving, pg_restore into an empty database,
+    # serve from it: every event is there, and new ones continue after them.
+    client = await aiohttp_client(create_app(make_settings(database=pg_url)))
+    for n in range(3):
+        assert (await client.post("/callbacks", json=snapshot("cam", n))).status == 200
+    dump = tmp_path / "receiver.dump"
+    await asyncio.to_thread(
+        subprocess.run,
+        [str(postgres.bin / "pg_dump"), "--format=custom", f"--file={dump}", pg_url],
+        check=True,
+    )
+    restored = pg_url.rsplit("/", 1)[0] + "/restored_" + pg_url.rsplit("/", 1)[1]
+    psql(postgres, f'CREATE DATABASE "{restored.rsplit("/", 1)[1]}" TEMPLATE template0')
+    try:
+        await asyncio.to_thread(
+            subprocess.run,
+            [str(postgres.bin / "pg_restore"), f"--dbname={restored}", str(dump)],
+            check=True,
+        )
+        again = await aiohttp_client(create_app(make_settings(database=restored)))
+        assert (await again.post("/callbacks", json=snapshot("cam", 3))).status == 200
+        page = await (await again.get("/api/events?order=asc", headers=AUTH)).json()
+        assert [e["payload"]["test_no"] for e in page["events"]] == [0, 1, 2, 3]
+        await again.close()
+    finally:
+        psql(postgres, f'DROP DATABASE IF EXISTS "{restored.rsplit("/", 1)[1]}" WITH (FORCE)')
