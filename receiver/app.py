@@ -21,10 +21,13 @@ from receiver.moderation import views as moderation
 from receiver.moderation.wiring import moderation_ctx
 from receiver.outbox import replay_view as replay
 from receiver.outbox.broker import broker_ctx
+from receiver.outbox.pg_broker import postgres_broker_ctx
 from receiver.reconcile.backup import backup_roles_ctx
 from receiver.reconcile.scheduler import reconcile_ctx
 from receiver.settings import Settings
 from receiver.storage.context import storage_ctx
+from receiver.storage.engine import is_postgres
+from receiver.storage.postgres.context import postgres_storage_ctx
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.wiring import (
     TENCENT,
@@ -98,9 +101,15 @@ def create_app(
     checks: HealthChecks = {"database": _not_started, "broker": _broker_not_started}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(malformed_requests_ctx)
-    app.cleanup_ctx.append(storage_ctx)
-    app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through its writer
-    app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
+    if is_postgres(settings.database):
+        # Several replicas on one database (docs/scaling.md).
+        app.cleanup_ctx.append(postgres_storage_ctx)
+        app.cleanup_ctx.append(ingest_ctx)
+        app.cleanup_ctx.append(postgres_broker_ctx)  # per partition (docs/scaling.md)
+    else:
+        app.cleanup_ctx.append(storage_ctx)
+        app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through it
+        app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
     if tencent is not None:
         app[TENCENT] = tencent
         # After storage, so shutdown stops the API's users before the database closes.
