@@ -112,6 +112,7 @@ async def list_events(
 _STREAM_COLUMNS: Final = (
     "s.id, s.domain, s.app_name, s.stream_id, s.state, s.sessions, s.open_sessions, s.last_begin,"
     " s.last_end, le.payload AS end_payload, p.sequence AS current_sequence,"
+    " CASE WHEN s.state = 'live' THEN cb.source ELSE le.source END AS state_source,"
     " (SELECT json_build_object('events', coalesce(sum(k.events), 0),"
     "   'last', max(k.last_received_at),"
     "   'kinds', coalesce(json_object_agg(k.kind, k.events), '{}'::json))::text"
@@ -122,6 +123,7 @@ _STREAM_COLUMNS: Final = (
 _STREAM_JOINS: Final = (
     " LEFT JOIN push_sessions AS p ON p.id = s.current_session"
     " LEFT JOIN events AS le ON le.seq = s.last_end_seq"
+    " LEFT JOIN events AS cb ON cb.seq = p.begin_seq"
 )
 
 
@@ -177,6 +179,7 @@ async def find_stream(
 _SESSION_COLUMNS: Final = (
     "p.id, p.sequence, p.begin_seq, p.begin_time, p.end_seq, p.end_time,"
     " p.push_duration_ms, p.started_at, b.id AS begin_event_id, e.id AS end_event_id,"
+    " b.source AS begin_source, e.source AS end_source,"
     " e.payload AS end_payload,"
     " (SELECT n.started_at FROM push_sessions AS n"
     "  WHERE n.stream = p.stream AND (n.started_at, n.id) > (p.started_at, p.id)"
