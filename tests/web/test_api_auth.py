@@ -22,6 +22,10 @@ API_ROUTES = [
     "/api/events/some-id",
     "/api/streams",
     "/api/streams/s/sessions",
+    "/api/streams/s/quality",
+    "/api/actions",
+    "/api/audience",
+    "/api/pipeline",
     "/api/openapi.json",
     "/api/not-a-route",  # refused before routing: the prefix is protected, not a list of routes
 ]
