@@ -279,7 +279,9 @@ def test_a_stream_live_at_tencent_only_and_the_last_round(
     assert page_errors(browser) == []
 
 
-def test_main_and_backup_pushes_are_named(browser: WebDriver, service: ServiceProcess) -> None:
+def test_main_and_backup_pushes_are_named(
+    browser: WebDriver, service: ServiceProcess, artifacts: Path
+) -> None:
     pair = NAMES.pair
     stored(
         service,
@@ -296,6 +298,7 @@ def test_main_and_backup_pushes_are_named(browser: WebDriver, service: ServicePr
         return found[0] if found and found[0].get_attribute("data-roles") == wanted else None
 
     assert "2 open pushes" in wait_for(roles, what="which push Tencent plays").text
+    screenshot(browser, artifacts / "live-tencent.png")
     story(browser, pair)
     sessions = wait_for(
         lambda: count_of(browser, "#sessions article.session [data-role]", 2),
