@@ -54,9 +54,6 @@ RECON_DOMAIN = "recon.example.com"  # the only domain reconciliation looks at
 REGION = "ap-guangzhou"
 HOSTILE = "<img src=x onerror=alert(3)>"
 HOSTILE_STREAM = "<img src=x onerror=alert(4)>"
-NOW = int(time.time())
-QUALITY_BEGIN = NOW - 300
-LOST = (NOW - 900, NOW - 600)  # a push whose begin and end callbacks never arrived
 
 
 def name(label: str) -> str:
@@ -74,11 +71,27 @@ class Names:
 NAMES = Names()
 
 
+@dataclass(frozen=True)
+class Times:
+    """Taken when the module's service starts (not at import: a long suite collects first)."""
+
+    now: int
+
+    @property
+    def quality_begin(self) -> int:
+        return self.now - 300
+
+    @property
+    def lost(self) -> tuple[int, int]:  # a push whose begin and end callbacks never arrived
+        return self.now - 900, self.now - 600
+
+
 @dataclass
 class Tencent:
     monitoring: Monitoring
     records: StreamRecords
     url: str
+    times: Times
 
 
 @pytest.fixture(scope="module")
@@ -91,20 +104,21 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dashboard-tencent-screenshots")
 
 
-def seed(monitoring: Monitoring, records: StreamRecords) -> None:
+def seed(monitoring: Monitoring, records: StreamRecords, times: Times) -> None:
     """What Tencent knows before the service asks (answers are cached: seeded up front)."""
+    now, begin, lost = times.now, times.quality_begin, times.lost
     monitoring.push_points = [
         PushPoint(
-            QUALITY_BEGIN + 15 * n,
+            begin + 15 * n,
             NAMES.quality,
             "q-seq",
             video_fps=25 - n % 4,
             video_rate=1_400_000 + 20_000 * n,
-            begin=QUALITY_BEGIN,
+            begin=begin,
         )
         for n in range(16)
     ]
-    point = NOW // 300 * 300
+    point = now // 300 * 300
     monitoring.audience = [
         AudiencePoint(point - 300 * k, "play.example.com", province, isp, bw, flux, online, req)
         for k in range(1, 7)
@@ -113,15 +127,15 @@ def seed(monitoring: Monitoring, records: StreamRecords) -> None:
             ("Beijing", HOSTILE, 3.25, 20.0, 80 + k, 12),
         )
     ]
-    records.add_record(RECON_DOMAIN, css.APP, NAMES.lost, start=LOST[0], end=LOST[1])
-    records.go_live(RECON_DOMAIN, css.APP, NAMES.unseen, at=NOW - 120)
+    records.add_record(RECON_DOMAIN, css.APP, NAMES.lost, start=lost[0], end=lost[1])
+    records.go_live(RECON_DOMAIN, css.APP, NAMES.unseen, at=now - 120)
     records.add_backup_group(
         REGION,
         NAMES.pair,
         [
-            {"DomainName": css.DOMAIN, "AppName": css.APP, "PublishTime": iso(NOW - 200),
+            {"DomainName": css.DOMAIN, "AppName": css.APP, "PublishTime": iso(now - 200),
              "SourceFrom": "直推流", "UpstreamSequence": "pair-main", "MasterFlag": 1},
-            {"DomainName": css.DOMAIN, "AppName": css.APP, "PublishTime": iso(NOW - 100),
+            {"DomainName": css.DOMAIN, "AppName": css.APP, "PublishTime": iso(now - 100),
              "SourceFrom": "直推流", "UpstreamSequence": "pair-backup", "MasterFlag": 0},
         ],
     )  # fmt: skip
@@ -132,10 +146,11 @@ def tencent() -> Iterator[Tencent]:
     fake = FakeTencent()
     monitoring = Monitoring(fake)
     records = StreamRecords.install(fake)
-    seed(monitoring, records)
+    times = Times(int(time.time()))
+    seed(monitoring, records, times)
     with ThreadedServer(monitoring.install) as server:
         fake.url = server.url
-        yield Tencent(monitoring, records, server.url)
+        yield Tencent(monitoring, records, server.url, times)
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +236,7 @@ def no_injection(driver: WebDriver) -> None:
 
 
 def test_a_lost_push_is_shown_reconciled_then_confirmed_by_its_late_callback(
-    browser: WebDriver, service: ServiceProcess, artifacts: Path
+    browser: WebDriver, service: ServiceProcess, tencent: Tencent, artifacts: Path
 ) -> None:
     lost = NAMES.lost
     story(browser, lost, RECON_DOMAIN)
@@ -241,7 +256,9 @@ def test_a_lost_push_is_shown_reconciled_then_confirmed_by_its_late_callback(
     screenshot(browser, artifacts / "story-reconciled.png")
 
     # CSS's own push begin arrives late: it replaces the reconciled one, which says so.
-    stored(service, {**css.push_begin(lost, "lost-real", LOST[0]), "app": RECON_DOMAIN})
+    stored(
+        service, {**css.push_begin(lost, "lost-real", tencent.times.lost[0]), "app": RECON_DOMAIN}
+    )
     wait_for(
         lambda: sources(browser) == {"stream_begin": "confirmed", "stream_end": "reconciled"},
         what="the begin confirmed by its callback",
@@ -280,13 +297,14 @@ def test_a_stream_live_at_tencent_only_and_the_last_round(
 
 
 def test_main_and_backup_pushes_are_named(
-    browser: WebDriver, service: ServiceProcess, artifacts: Path
+    browser: WebDriver, service: ServiceProcess, tencent: Tencent, artifacts: Path
 ) -> None:
+    now = tencent.times.now
     pair = NAMES.pair
     stored(
         service,
-        css.push_begin(pair, "pair-main", NOW - 200),
-        css.push_begin(pair, "pair-backup", NOW - 100),
+        css.push_begin(pair, "pair-main", now - 200),
+        css.push_begin(pair, "pair-backup", now - 100),
     )
     go(browser, "#/live")
 
@@ -318,8 +336,9 @@ def test_main_and_backup_pushes_are_named(
 def test_a_dry_run_action_is_listed_with_its_fields(
     browser: WebDriver, service: ServiceProcess, artifacts: Path
 ) -> None:
-    stored(service, css.push_begin(HOSTILE_STREAM, "mod-seq", NOW - 60))
-    stored(service, css.porn(HOSTILE_STREAM, NOW - 30))
+    now = int(time.time())
+    stored(service, css.push_begin(HOSTILE_STREAM, "mod-seq", now - 60))
+    stored(service, css.porn(HOSTILE_STREAM, now - 30))
     trigger = wait_for(
         lambda: api(service, "/api/actions?limit=1")["actions"], what="the action recorded"
     )[0]
@@ -351,10 +370,10 @@ def test_a_dry_run_action_is_listed_with_its_fields(
 
 
 def test_push_quality_is_charted_from_the_real_answer(
-    browser: WebDriver, service: ServiceProcess, artifacts: Path
+    browser: WebDriver, service: ServiceProcess, tencent: Tencent, artifacts: Path
 ) -> None:
     stream = NAMES.quality
-    stored(service, css.push_begin(stream, "q-seq", QUALITY_BEGIN))
+    stored(service, css.push_begin(stream, "q-seq", tencent.times.quality_begin))
     requested_urls(browser)  # forget earlier requests
     story(browser, stream)
     charts = wait_for(
