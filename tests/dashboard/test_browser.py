@@ -319,6 +319,7 @@ def test_panels_that_need_tencent_credentials_say_so(
         what="the audience panel's state",
     )
     assert "not configured" in panel[0].text and "TENCENTCLOUD" in panel[0].text
+    assert panel[0].get_attribute("data-error") == "tencent_not_configured"
     shot(browser, artifacts, "audience-unconfigured")
 
 

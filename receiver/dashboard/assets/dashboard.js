@@ -114,21 +114,22 @@
     return body;
   }
 
-  // Routes other sessions are adding (moderation actions, push quality, audience): answered
-  // 404 until they exist here, 503 (or 501) when not configured or Tencent is unreachable.
+  // A panel whose route cannot answer: not installed (404 not_found), no Tencent credentials
+  // (503 tencent_not_configured: the message names the settings), Tencent unreachable or
+  // throttled with nothing cached, or a storage that does not support it (503 with the reason).
   function unavailable(target, what, error) {
+    const code = error.body && error.body.error;
     let why;
-    if (error.status === 404 && error.body && error.body.error === "not_found") {
+    if (error.status === 404 && code === "not_found") {
       why = `${what} is not available on this receiver (its API route is not installed).`;
-    } else if (error.status === 404) {
-      why = `${what}: ${printable(error.message)}`;
+    } else if (code === "tencent_not_configured") {
+      why = `${what} is not configured: ${printable(error.message)} (docs/tencent.md).`;
     } else if (error.status === 503 || error.status === 501) {
-      why = `${what} is not configured or Tencent Cloud cannot be reached: ${printable(error.message)}. ` +
-        "It needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (docs/tencent.md).";
+      why = `${what} is unavailable right now: ${printable(error.message)}`;
     } else {
-      why = `${what} failed: ${printable(error.message)}`;
+      why = `${what}: ${printable(error.message)}`;
     }
-    target.replaceChildren(el("p", { class: "empty", "data-state": "unavailable", text: why }));
+    target.replaceChildren(el("p", { class: "empty", "data-state": "unavailable", "data-error": code || "", text: why }));
   }
 
   // ---------------------------------------------------------------- sign in, routing, polling
