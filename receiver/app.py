@@ -21,10 +21,13 @@ from receiver.moderation import views as moderation
 from receiver.moderation.wiring import moderation_ctx
 from receiver.outbox import replay_view as replay
 from receiver.outbox.broker import broker_ctx
+from receiver.outbox.pg_broker import postgres_broker_ctx
 from receiver.reconcile.backup import backup_roles_ctx
 from receiver.reconcile.scheduler import reconcile_ctx
 from receiver.settings import Settings
 from receiver.storage.context import storage_ctx
+from receiver.storage.engine import is_postgres
+from receiver.storage.postgres.context import postgres_storage_ctx
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.wiring import (
     TENCENT,
@@ -78,6 +81,14 @@ def create_app(
             "reconciliation (RECEIVER_TENCENT_RECONCILE_INTERVAL) needs Tencent Cloud API "
             "credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
         )
+    if is_postgres(settings.database) and (
+        reconciling or settings.tencent_backup_region or settings.moderation_action != "none"
+    ):
+        raise ValueError(
+            "reconciliation, backup-stream roles and moderation actions work on SQLite only so "
+            "far: unset RECEIVER_TENCENT_RECONCILE_INTERVAL, RECEIVER_TENCENT_BACKUP_REGION and "
+            "RECEIVER_MODERATION_ACTION, or use a SQLite database (docs/scaling.md)"
+        )
     if moderation_calls_api(settings) and tencent is None:
         raise ValueError(
             f"RECEIVER_MODERATION_ACTION={settings.moderation_action} needs Tencent Cloud API "
@@ -98,9 +109,15 @@ def create_app(
     checks: HealthChecks = {"database": _not_started, "broker": _broker_not_started}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(malformed_requests_ctx)
-    app.cleanup_ctx.append(storage_ctx)
-    app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through its writer
-    app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
+    if is_postgres(settings.database):
+        # Several replicas on one database (docs/scaling.md).
+        app.cleanup_ctx.append(postgres_storage_ctx)
+        app.cleanup_ctx.append(ingest_ctx)
+        app.cleanup_ctx.append(postgres_broker_ctx)  # per partition (docs/scaling.md)
+    else:
+        app.cleanup_ctx.append(storage_ctx)
+        app.cleanup_ctx.append(ingest_ctx)  # after storage: the ingestor writes through it
+        app.cleanup_ctx.append(broker_ctx)  # after storage: it stops first and still can write
     if tencent is not None:
         app[TENCENT] = tencent
         # After storage, so shutdown stops the API's users before the database closes.
@@ -109,7 +126,8 @@ def create_app(
             app.cleanup_ctx.append(auto_register_ctx)
         if reconciling:
             app.cleanup_ctx.append(reconcile_ctx)
-        if region:  # main/backup roles of overlapping sessions (DescribeBackupStreamList)
+        # Main/backup roles of overlapping sessions (DescribeBackupStreamList), SQLite only.
+        if region and not is_postgres(settings.database):
             app.cleanup_ctx.append(backup_roles_ctx)
     app.cleanup_ctx.append(moderation_ctx)  # after storage and the client session
     app.cleanup_ctx.append(insight_ctx)

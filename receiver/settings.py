@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
 from receiver.logs import LogFormat
+from receiver.storage.engine import Database, PostgresUrl, parse_database
 
 # CSS signs with `t` = send time + 600 s; it retries for about 12 minutes, so a retry can carry a
 # `t` that has already passed. This grace keeps late retries acceptable (duplicates are absorbed).
@@ -111,6 +112,7 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
         hide_input_in_errors=True,
+        arbitrary_types_allowed=True,  # PostgresUrl: a URL that never prints its password
     )
 
     callback_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -120,7 +122,11 @@ class Settings(BaseSettings):
     )
     host: str = "0.0.0.0"  # noqa: S104  # a callback receiver has to listen where CSS can reach it
     port: int = Field(default=8080, ge=0, le=65535)
-    database: Path = Path("./data/receiver.db")
+    # A SQLite file, or a postgresql:// URL (receiver.storage.engine): the engine follows.
+    database: Annotated[Database, BeforeValidator(parse_database)] = Path("./data/receiver.db")
+    # PostgreSQL: how long one commit (connecting included) may take before its callbacks are
+    # answered 503; a server that stops answering is then disconnected (storage/postgres/pool.py).
+    database_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     signature_grace_seconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=86_400)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     body_read_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
@@ -289,7 +295,10 @@ class Settings(BaseSettings):
 
     @property
     def data_dir(self) -> Path:
-        """The directory of the database file; generated secrets are kept beside it."""
+        """The directory of the database file; generated secrets are kept beside it (on
+        PostgreSQL, in ./data: replicas should share configured secrets instead)."""
+        if isinstance(self.database, PostgresUrl):
+            return Path("./data")
         return self.database.parent
 
     @field_validator("amqp_url")

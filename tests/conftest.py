@@ -13,10 +13,13 @@ from pydantic import SecretStr
 
 from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.storage.engine import Database, PostgresUrl
 from receiver.web.direct import DirectRunner
 from testbed.broker import RabbitNode
+from testbed.postgres import PostgresCluster
 from tests.support.fake_tencent import FakeTencent
 from tests.support.helpers import API_TOKEN, KEY, OLD_KEY
+from tests.support.postgres import create_database, drop_database
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -78,6 +81,36 @@ async def aiohttp_server() -> AsyncIterator[ServerFactory]:
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     return tmp_path / "data" / "receiver.db"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """The suite's own PostgreSQL cluster (private port and directory); removed at the end."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database of the suite's cluster for this test; its URL."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    url = create_database(postgres, name)
+    yield url
+    if not postgres.running:  # a test that stopped the server leaves it running again
+        postgres.start()
+    drop_database(postgres, name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request: pytest.FixtureRequest, database: Path) -> Database:
+    """The test's database on each engine: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return database
+    return PostgresUrl(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from receiver.events.kinds import UNSIGNED_EVENT_TYPES, kind_of
 from receiver.logs import printable
 from receiver.metrics import Metrics
 from receiver.settings import Settings
-from receiver.storage.writer import EventWriter
+from receiver.storage.intake import Intake
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Ingestor:
     def __init__(
         self,
         settings: Settings,
-        writer: EventWriter,
+        writer: Intake,
         metrics: Metrics,
         clock: Callable[[], float],
     ) -> None:

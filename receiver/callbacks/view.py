@@ -25,7 +25,7 @@ from receiver.errors import BodyTimeout, Overloaded, PayloadTooLarge, Refusal
 from receiver.events import MODEL_BY_EVENT_TYPE, CssEvent
 from receiver.events.kinds import KIND_BY_EVENT_TYPE, PATH_KINDS
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
-from receiver.storage.context import WRITER
+from receiver.storage.intake import INTAKE
 from receiver.web.budget import BODY_BUDGET
 from receiver.web.direct import DIRECT_ROUTES, DirectHandler
 from receiver.web.inflight import IN_FLIGHT
@@ -122,9 +122,9 @@ ENDPOINT = web.AppKey("callback_endpoint", CallbackEndpoint)
 
 
 async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The ingest pipeline over the storage writer (so it starts after the storage context),
+    """The ingest pipeline over the storage intake (so it starts after the storage context),
     and its endpoint on the direct routes."""
-    ingestor = Ingestor(app[SETTINGS], app[WRITER], app[METRICS], app[CLOCK])
+    ingestor = Ingestor(app[SETTINGS], app[INTAKE], app[METRICS], app[CLOCK])
     app[HEALTH_CHECKS]["clock"] = ingestor.clock_watch.check
     endpoint = app[ENDPOINT] = CallbackEndpoint(app, ingestor)
     routes = app[DIRECT_ROUTES]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from receiver import __version__
@@ -17,6 +18,7 @@ from receiver.cli import (
     streams,
     tencent,
 )
+from receiver.errors import StartupError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,5 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except StartupError as refused:  # one line for the operator, never a traceback
+        print(f"error: {refused.message}", file=sys.stderr)
+        return 2
     return code

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiosqlite
 
 from receiver.cli.common import add_database_option
 from receiver.cli.listing import Listing, add_listing_options, run_listing
 from receiver.cli.table import when
+from receiver.errors import StartupRefused
 from receiver.history.sql import Page
 from receiver.moderation.listing import Action, ActionQuery, list_actions
 
@@ -75,11 +76,19 @@ def _row(action: Action) -> tuple[str, ...]:
     )
 
 
+async def _fetch_postgres(pool: Any, query: ActionQuery, limit: int | None) -> Page[Action]:
+    """Moderation actions are recorded by the SQLite fold so far (issue 14's next step)."""
+    raise StartupRefused(
+        "receiver actions works on SQLite only so far; RECEIVER_DATABASE names PostgreSQL"
+    )
+
+
 ACTIONS: Listing[ActionQuery, Action] = Listing(
     command="actions",
     query_model=ActionQuery,
     options=_FILTERS,
     fetch=_fetch,
+    fetch_postgres=_fetch_postgres,
     header=_HEADER,
     row=_row,
 )

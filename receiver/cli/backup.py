@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from receiver.cli.common import add_database_option, load_settings
+from receiver.cli.common import add_database_option, load_settings, sqlite_database
 from receiver.storage.backup import STEP_PAGES, BackupError, backup
 
 PROGRESS_EVERY_SECONDS = 1.0
@@ -39,6 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
+    database = sqlite_database(settings, "backup")  # PostgreSQL: pg_dump (docs/scaling.md)
     if args.step_pages < 1:
         print("receiver backup: --step-pages must be at least 1", file=sys.stderr)
         return 2
@@ -47,14 +48,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"receiver backup: no directory {args.path}", file=sys.stderr)
         return 1
     try:
-        made = backup(settings.database, target, step_pages=args.step_pages, progress=_Progress())
+        made = backup(database, target, step_pages=args.step_pages, progress=_Progress())
     except BackupError as exc:
         print(f"receiver backup: {exc}", file=sys.stderr)
         return 1
     newest = "no events" if made.last_seq is None else f"events up to seq {made.last_seq}"
     print(
-        f"backed up {settings.database} to {made.path}: {made.size} bytes, {newest}, "
-        f"in {made.seconds:.1f} s"
+        f"backed up {database} to {made.path}: {made.size} bytes, {newest}, in {made.seconds:.1f} s"
     )
     return 0
 

@@ -15,6 +15,7 @@ from receiver import logs
 from receiver.cli.secretfiles import CALLBACK_KEY_FILE, load_or_create
 from receiver.logs import LogFormat
 from receiver.settings import Settings
+from receiver.storage.engine import PostgresUrl, parse_database
 from receiver.tencent.credentials import TencentCredentials
 from receiver.web.responses import describe
 
@@ -24,8 +25,8 @@ log = logging.getLogger("receiver")
 def add_database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database",
-        type=Path,
-        help="SQLite file (default: $RECEIVER_DATABASE or ./data/receiver.db)",
+        type=parse_database,
+        help="SQLite file or postgresql:// URL (default: $RECEIVER_DATABASE or ./data/receiver.db)",
     )
 
 
@@ -42,6 +43,19 @@ def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         ]
         print("invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def sqlite_database(settings: Settings, command: str) -> Path:
+    """The SQLite file for a command that works on SQLite only so far; exits 2 on PostgreSQL."""
+    database = settings.database
+    if isinstance(database, PostgresUrl):
+        print(
+            f"receiver {command}: works on SQLite only so far; RECEIVER_DATABASE names "
+            f"PostgreSQL ({database.masked})",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return database
 
 
 def load_credentials() -> TencentCredentials:

@@ -34,6 +34,7 @@ from receiver.moderation.book import ActionBook, ActionMark
 from receiver.moderation.policy import ModerationPolicy
 from receiver.settings import Settings, check_app_name, check_domain
 from receiver.storage.connect import open_for_writing
+from receiver.storage.engine import sqlite_path
 from receiver.storage.ids import EventIds
 from receiver.tencent.client import TencentClient
 from receiver.tencent.control import StreamControl
@@ -79,7 +80,7 @@ def run_resume(args: argparse.Namespace) -> int:
         return 2
     credentials = load_credentials()
     try:
-        asyncio.run(_check_database(settings.database))
+        asyncio.run(_check_database(sqlite_path(settings.database, "receiver tencent resume")))
     except CommandError as exc:
         print(f"receiver tencent resume: {exc}", file=sys.stderr)
         return exc.code
@@ -100,7 +101,7 @@ async def _resume(
     reason: str | None,
 ) -> int:
     # A command's own short transactions: blocking the loop for them is harmless.
-    conn = open_for_writing(settings.database)
+    conn = open_for_writing(sqlite_path(settings.database, "receiver tencent resume"))
     book = ActionBook(ModerationPolicy())
     try:
         action = _record(conn, domain, app, stream, reason)

@@ -13,6 +13,7 @@ from receiver.cli.common import add_database_option
 from receiver.cli.filters import FILTER_OPTIONS, add_filter_options
 from receiver.cli.listing import Listing, add_listing_options, run_listing
 from receiver.cli.table import when
+from receiver.history import pg_sql as pg_history
 from receiver.history import sql as history
 from receiver.history.models import Event
 from receiver.history.params import EventQuery
@@ -76,6 +77,7 @@ EVENTS: Listing[EventQuery, Event] = Listing(
     query_model=EventQuery,
     options=_OPTIONS,
     fetch=history.list_events,
+    fetch_postgres=pg_history.list_events,
     header=_HEADER,
     row=_row,
 )

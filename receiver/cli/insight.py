@@ -37,6 +37,7 @@ from receiver.insight.audience import (
 from receiver.insight.cache import Answer, Unavailable, unavailable
 from receiver.insight.quality import Quality, QualityQuery, fetch_points, quality_of, quality_window
 from receiver.settings import Settings
+from receiver.storage.engine import sqlite_path
 from receiver.tencent.client import TencentClient
 from receiver.tencent.errors import TencentError
 from receiver.tencent.limits import ActionLimits
@@ -89,7 +90,9 @@ def run_quality(args: argparse.Namespace) -> int:
 
     async def work(monitoring: Monitoring) -> Quality:
         query = validate_query(QualityQuery, {k: v for k, v in values.items() if v is not None})
-        async with open_readonly(settings.database) as conn:
+        async with open_readonly(
+            sqlite_path(settings.database, "receiver streams quality")
+        ) as conn:
             window = await quality_window(conn, args.stream_id, query, time.time())
         return quality_of(window, await _once(fetch_points(monitoring, window)))
 

@@ -12,18 +12,21 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Generic, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TextIO, TypeVar
 
 import aiosqlite
 from pydantic import BaseModel
 
 from receiver.cli.common import load_settings
-from receiver.cli.readonly import CommandError, open_readonly
+from receiver.cli.readonly import CommandError, open_postgres, open_readonly
 from receiver.cli.table import json_line, write_table
 from receiver.errors import ApiError
 from receiver.history.params import Params, validate_query
 from receiver.history.sql import Page
+from receiver.storage.engine import Database, PostgresUrl
+
+if TYPE_CHECKING:
+    import asyncpg
 
 Q = TypeVar("Q", bound=Params)
 T = TypeVar("T", bound=BaseModel)
@@ -40,6 +43,7 @@ class Listing(Generic[Q, T]):
     query_model: type[Q]
     options: tuple[str, ...]  # the argparse destinations that are query parameters
     fetch: Callable[[aiosqlite.Connection, Q, int | None], Awaitable[Page[T]]]
+    fetch_postgres: Callable[[asyncpg.Pool[Any], Q, int | None], Awaitable[Page[T]]]
     header: tuple[str, ...]
     row: Callable[[T], tuple[str, ...]]
 
@@ -73,22 +77,38 @@ def run_listing(listing: Listing[Q, T], args: argparse.Namespace, out: TextIO | 
 
 
 async def _print(
-    listing: Listing[Q, T], database: Path, query: Q, args: argparse.Namespace, out: TextIO
+    listing: Listing[Q, T], database: Database, query: Q, args: argparse.Namespace, out: TextIO
 ) -> int:
+    if isinstance(database, PostgresUrl):
+        async with open_postgres(database) as pool:
+            return await _print_pages(
+                lambda after: listing.fetch_postgres(pool, query, after), listing, args, out
+            )
     async with open_readonly(database) as conn:
-        after: int | None = None
-        printed = 0
-        while True:
-            page = await listing.fetch(conn, query, after)
-            if args.json:
-                for item in page.items:
-                    out.write(json_line(item.model_dump_json()) + "\n")
-            else:
-                write_table(out, listing.header, (listing.row(item) for item in page.items))
-            printed += len(page.items)
-            if not args.all or page.after is None:
-                break
-            after = int(page.after[0])
-        if not args.json and printed == 0:
-            print(f"(no matching {listing.command})", file=sys.stderr)
+        return await _print_pages(
+            lambda after: listing.fetch(conn, query, after), listing, args, out
+        )
+
+
+async def _print_pages(
+    fetch: Callable[[int | None], Awaitable[Page[T]]],
+    listing: Listing[Q, T],
+    args: argparse.Namespace,
+    out: TextIO,
+) -> int:
+    after: int | None = None
+    printed = 0
+    while True:
+        page = await fetch(after)
+        if args.json:
+            for item in page.items:
+                out.write(json_line(item.model_dump_json()) + "\n")
+        else:
+            write_table(out, listing.header, (listing.row(item) for item in page.items))
+        printed += len(page.items)
+        if not args.all or page.after is None:
+            break
+        after = int(page.after[0])
+    if not args.json and printed == 0:
+        print(f"(no matching {listing.command})", file=sys.stderr)
     return 0

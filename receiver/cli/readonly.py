@@ -7,11 +7,16 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from receiver.storage.connect import connect
+from receiver.storage.engine import PostgresUrl
 from receiver.storage.migrations import load_migrations
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 class CommandError(Exception):
@@ -50,3 +55,34 @@ async def _check_schema(conn: aiosqlite.Connection, path: Path) -> None:
             f"{path} has schema version {version}, this receiver needs {latest}: "
             "run `receiver migrate` (or restart `receiver serve`)"
         )
+
+
+@asynccontextmanager
+async def open_postgres(url: PostgresUrl) -> AsyncIterator[asyncpg.Pool[Any]]:
+    """A small pool on the PostgreSQL database, checked to have every migration applied. Only
+    reads: no durability check, which is `serve`'s business."""
+    import asyncpg
+
+    from receiver.storage.postgres.migrations import postgres_migrations
+    from receiver.storage.postgres.pool import describe_error
+
+    try:
+        pool = await asyncpg.create_pool(url.dsn(), min_size=1, max_size=2, timeout=10)
+    except Exception as exc:
+        raise CommandError(
+            f"cannot connect to PostgreSQL at {url.masked}: {describe_error(exc)}"
+        ) from None
+    try:
+        latest = postgres_migrations()[-1].version
+        try:
+            version = await pool.fetchval("SELECT max(version) FROM schema_migrations") or 0
+        except asyncpg.UndefinedTableError:
+            version = 0
+        if version < latest:
+            raise CommandError(
+                f"{url.masked} has schema version {version}, this receiver needs {latest}: "
+                "run `receiver migrate` (or start `receiver serve`)"
+            )
+        yield pool
+    finally:
+        await pool.close()

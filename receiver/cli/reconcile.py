@@ -40,6 +40,7 @@ from receiver.reconcile.submit import InboxFileSubmitter
 from receiver.reconcile.sweep import SweepProgress
 from receiver.reconcile.windows import WindowError
 from receiver.settings import Settings
+from receiver.storage.engine import sqlite_path
 from receiver.storage.lock import DatabaseLock
 from receiver.tencent.client import TencentClient
 from receiver.tencent.credentials import TencentCredentials
@@ -113,8 +114,9 @@ async def _run(
     since: float,
     until: float,
 ) -> int:
-    submitter = InboxFileSubmitter(settings.database) if args.apply else None
-    async with aiohttp.ClientSession() as session, open_readonly(settings.database) as reader:
+    database = sqlite_path(settings.database, "receiver tencent reconcile")
+    submitter = InboxFileSubmitter(database) if args.apply else None
+    async with aiohttp.ClientSession() as session, open_readonly(database) as reader:
         client = TencentClient(
             session,
             credentials,
@@ -133,7 +135,7 @@ async def _run(
             on_progress=_progress,
         )
         folded = None
-        if submitter is not None and report.stored and _service_running(settings.database):
+        if submitter is not None and report.stored and _service_running(database):
             folded = await _wait_for_fold(reader, submitter.last_seq)
     for line in _json_lines(report) if args.json else _table(report):
         # Stream names come from callbacks and from Tencent: never raw to a terminal.

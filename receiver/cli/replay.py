@@ -12,11 +12,17 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from receiver.cli.common import add_database_option, configure_logging, load_settings
+from receiver.cli.common import (
+    add_database_option,
+    configure_logging,
+    load_settings,
+    sqlite_database,
+)
 from receiver.cli.filters import FILTER_OPTIONS, add_filter_options, option_name
 from receiver.outbox.broker import make_publisher
 from receiver.outbox.publisher import BrokerUnavailable, describe
@@ -53,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
     if settings.amqp_url is None and not args.dry_run:
         print("RECEIVER_AMQP_URL is not set: nowhere to publish", file=sys.stderr)
         return 2
-    if not settings.database.exists():
-        print(f"no database at {settings.database}", file=sys.stderr)
+    database = sqlite_database(settings, "replay")
+    if not database.exists():
+        print(f"no database at {database}", file=sys.stderr)
         return 2
-    return asyncio.run(_replay(settings, selection, dry_run=args.dry_run))
+    return asyncio.run(_replay(settings, database, selection, dry_run=args.dry_run))
 
 
 def _selection(args: argparse.Namespace) -> ReplayFilter | None:
@@ -76,8 +83,10 @@ def _selection(args: argparse.Namespace) -> ReplayFilter | None:
         return None
 
 
-async def _replay(settings: Settings, selection: ReplayFilter, *, dry_run: bool) -> int:
-    conn = await connect(settings.database, readonly=True)
+async def _replay(
+    settings: Settings, database: Path, selection: ReplayFilter, *, dry_run: bool
+) -> int:
+    conn = await connect(database, readonly=True)
     try:
         matched = await count_matching(conn, selection)
         if dry_run or matched == 0:

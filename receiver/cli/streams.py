@@ -9,6 +9,7 @@ from receiver.cli.common import add_database_option
 from receiver.cli.insight import register_quality
 from receiver.cli.listing import Listing, add_listing_options, run_listing
 from receiver.cli.table import when
+from receiver.history import pg_sql as pg_history
 from receiver.history import sql as history
 from receiver.history.models import Stream
 from receiver.history.params import StreamQuery
@@ -77,6 +78,7 @@ STREAMS: Listing[StreamQuery, Stream] = Listing(
     query_model=StreamQuery,
     options=("state", "domain", "app_name", "stream_id"),
     fetch=history.list_streams,
+    fetch_postgres=pg_history.list_streams,
     header=_HEADER,
     row=_row,
 )

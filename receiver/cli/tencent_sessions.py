@@ -27,6 +27,7 @@ from receiver.history import sql as history
 from receiver.history.models import Session
 from receiver.history.params import SessionQuery
 from receiver.reconcile.backup import BackupRoles
+from receiver.storage.engine import sqlite_path
 from receiver.tencent.client import TencentClient
 from receiver.tencent.limits import ActionLimits
 from receiver.tencent.streams import LiveStreamApi
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> list[Session]:
-        async with open_readonly(settings.database) as reader:
+        async with open_readonly(
+            sqlite_path(settings.database, "receiver tencent sessions")
+        ) as reader:
             stream = await history.find_stream(reader, args.stream_id, args.domain, args.app_name)
             sessions = (await history.list_sessions(reader, stream, query)).items
         if region is None or sum(s.state == "live" for s in sessions) < 2:

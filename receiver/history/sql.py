@@ -70,11 +70,11 @@ EVENT_COLUMNS: Final = (
     " path_kind, schema_error, published_at, publish_attempts, payload, source"
 )
 
-_CATEGORY_OF_KIND: Final = {
+CATEGORY_OF_KIND: Final = {
     kind: category for category, kinds in SESSION_CATEGORIES.items() for kind in kinds
 }
 # The event columns of a `session_items_sql` row that counts rather than lists.
-_NO_EVENT: Final = ", ".join(f"NULL AS {column.strip()}" for column in EVENT_COLUMNS.split(","))
+NO_EVENT: Final = ", ".join(f"NULL AS {column.strip()}" for column in EVENT_COLUMNS.split(","))
 # Later than any stored event time: the upper bound of the newest session's window.
 _FOREVER: Final = 1e300
 
@@ -372,6 +372,11 @@ async def find_stream(
             params,
         )
     )
+    return stream_key(stream_id, rows)
+
+
+def stream_key(stream_id: str, rows: Sequence[Any]) -> StreamKey:
+    """The one stream of `rows` (id, domain, app_name, stream_id); 404 or 400 otherwise."""
     if not rows:
         raise ApiNotFound("stream_not_found", f"no events are stored for stream {stream_id!r}")
     if len(rows) > 1:
@@ -443,7 +448,7 @@ def session_items_sql(
     session holds. `sessions_from_rows` merges the kinds of a category.
     """
     window_rows = ", ".join("(?, ?, ?)" for _ in windows)
-    category_rows = ", ".join("(?, ?)" for _ in _CATEGORY_OF_KIND)
+    category_rows = ", ".join("(?, ?)" for _ in CATEGORY_OF_KIND)
     domain = "IS NULL" if not stream.domain else "= ?"
     app_name = "IS NULL" if not stream.app_name else "= ?"
 
@@ -459,15 +464,15 @@ def session_items_sql(
         f"WITH w(session, lo, hi) AS (VALUES {window_rows}),"
         f" c(kind, category) AS (VALUES {category_rows})"
         f" SELECT w.session AS session, c.category AS category,"
-        f" (SELECT count(*) {walk('n')}) AS total, {_NO_EVENT}"
+        f" (SELECT count(*) {walk('n')}) AS total, {NO_EVENT}"
         " FROM w CROSS JOIN c"
-        f" UNION ALL SELECT w.session, c.category, NULL, {_prefixed('x', EVENT_COLUMNS)}"
+        f" UNION ALL SELECT w.session, c.category, NULL, {prefixed('x', EVENT_COLUMNS)}"
         " FROM w CROSS JOIN c JOIN events AS x"
         f" ON x.seq IN (SELECT e.seq {walk('e')} ORDER BY e.event_time, e.seq LIMIT ?)"
     )
     identity = [stream.stream_id, *(value for value in (stream.domain, stream.app_name) if value)]
     params: list[object] = [value for window in windows for value in window]
-    params.extend(value for pair in _CATEGORY_OF_KIND.items() for value in pair)
+    params.extend(value for pair in CATEGORY_OF_KIND.items() for value in pair)
     params.extend(identity)
     params.extend([*identity, items])
     return Sql(text, tuple(params))
@@ -614,5 +619,5 @@ async def _page(
     return rows[:limit], tuple(last[column] for column in columns)
 
 
-def _prefixed(alias: str, columns: str) -> str:
+def prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{column.strip()}" for column in columns.split(","))

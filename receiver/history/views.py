@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from receiver.errors import ApiNotFound, StorageUnavailable
+from receiver.history import pg_sql as pg_history
 from receiver.history import sql as history
 from receiver.history.cursors import CursorCodec, Position
 from receiver.history.models import (
@@ -40,6 +41,7 @@ from receiver.history.roles import SESSION_ROLES
 from receiver.keys import SETTINGS
 from receiver.storage.context import FOLDER, get_reader
 from receiver.storage.inbox import unfolded_seq
+from receiver.storage.postgres.context import get_postgres
 from receiver.storage.selection import Text
 from receiver.web.openapi import Method, Operation, Response, document
 from receiver.web.responses import ApiErrorBody
@@ -57,9 +59,12 @@ async def list_events(request: web.Request) -> web.Response:
     query = parse_query(EventQuery, request.query)
     codec = _codec(request)
     after = _decode(codec, "events", query, (0,))
-    page = await history.list_events(
-        get_reader(request), query, int(after[0]) if after is not None else None
-    )
+    position = int(after[0]) if after is not None else None
+    postgres = get_postgres(request)
+    if postgres is not None:
+        page = await pg_history.list_events(postgres.pool, query, position)
+    else:
+        page = await history.list_events(get_reader(request), query, position)
     next_cursor = _encode(codec, "events", query, page.after)
     return _json(EventList(events=page.items, next_cursor=next_cursor))
 
@@ -73,6 +78,9 @@ async def get_event(request: web.Request) -> web.Response:
     burst, answer 202 pending): an id the service handed out is never a 404."""
     parse_query(NoParams, request.query)
     path = validate_query(EventPath, request.match_info)
+    postgres = get_postgres(request)
+    if postgres is not None:  # committed before its 200: nothing to wait for
+        return _json(await pg_history.get_event(postgres.pool, path.id))
     reader = get_reader(request)
     try:
         return _json(await history.get_event(reader, path.id))
@@ -101,9 +109,12 @@ async def list_streams(request: web.Request) -> web.Response:
     query = parse_query(StreamQuery, request.query)
     codec = _codec(request)
     after = _decode(codec, "streams", query, (0,))
-    page = await history.list_streams(
-        get_reader(request), query, int(after[0]) if after is not None else None
-    )
+    position = int(after[0]) if after is not None else None
+    postgres = get_postgres(request)
+    if postgres is not None:
+        page = await pg_history.list_streams(postgres.pool, query, position)
+    else:
+        page = await history.list_streams(get_reader(request), query, position)
     next_cursor = _encode(codec, "streams", query, page.after)
     return _json(StreamList(streams=page.items, next_cursor=next_cursor))
 
@@ -111,15 +122,24 @@ async def list_streams(request: web.Request) -> web.Response:
 async def list_sessions(request: web.Request) -> web.Response:
     query = parse_query(SessionQuery, request.query)
     path = validate_query(StreamPath, request.match_info)
-    reader = get_reader(request)
-    stream = await history.find_stream(reader, path.stream_id, query.domain, query.app_name)
+    postgres = get_postgres(request)
+    if postgres is not None:
+        stream = await pg_history.find_stream(
+            postgres.pool, path.stream_id, query.domain, query.app_name
+        )
+    else:
+        stream = await history.find_stream(
+            get_reader(request), path.stream_id, query.domain, query.app_name
+        )
     codec = _codec(request)
     # The cursor is bound to the stream as well as to the filters.
     scope = f"sessions:{stream.id}"
     after = _decode(codec, scope, query, (0.0, 0))
-    page = await history.list_sessions(
-        reader, stream, query, (float(after[0]), int(after[1])) if after is not None else None
-    )
+    position = (float(after[0]), int(after[1])) if after is not None else None
+    if postgres is not None:
+        page = await pg_history.list_sessions(postgres.pool, stream, query, position)
+    else:
+        page = await history.list_sessions(get_reader(request), stream, query, position)
     next_cursor = _encode(codec, scope, query, page.after)
     sessions = await _with_roles(request, stream, page.items)
     return _json(SessionList(stream=stream.ref(), sessions=sessions, next_cursor=next_cursor))

@@ -10,7 +10,7 @@ from receiver.history.cursors import CursorCodec
 from receiver.history.params import parse_query
 from receiver.keys import CLOCK, SETTINGS
 from receiver.moderation.listing import ActionList, ActionQuery, list_actions
-from receiver.storage.context import get_reader
+from receiver.storage.context import sqlite_reader
 from receiver.web.openapi import Operation, Response, document
 from receiver.web.responses import ApiErrorBody
 
@@ -24,7 +24,9 @@ async def get_actions(request: web.Request) -> web.Response:
     if query.cursor is not None:
         after = int(codec.decode(query.cursor, _SCOPE, query.fingerprint(), (0,))[0])
     now = request.config_dict[CLOCK]()
-    actions, last = await list_actions(get_reader(request), query, after, now)
+    actions, last = await list_actions(
+        sqlite_reader(request, "moderation actions"), query, after, now
+    )
     cursor = None if last is None else codec.encode(_SCOPE, query.fingerprint(), (last,))
     body = ActionList(actions=actions, next_cursor=cursor)
     return web.Response(text=body.model_dump_json(), content_type="application/json")

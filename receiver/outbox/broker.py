@@ -27,6 +27,7 @@ from receiver.outbox.replay_jobs import ReplayJobs
 from receiver.settings import Settings
 from receiver.storage.connect import connect
 from receiver.storage.context import FOLDER, READER
+from receiver.storage.engine import sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     relay_reader: aiosqlite.Connection | None = None
     relay_task: asyncio.Task[None] | None = None
     if settings.amqp_url is not None:
-        relay_reader = await connect(settings.database, readonly=True)
+        relay_reader = await connect(sqlite_path(settings.database), readonly=True)
         relay_reader.row_factory = None  # plain tuples, read in one round trip (fetch_tuples)
         relay = OutboxRelay(
             publisher=make_publisher(settings, metrics, name="receiver outbox"),

@@ -14,18 +14,20 @@ from pathlib import Path
 import aiosqlite
 from aiohttp import web
 
-from receiver.errors import CommitFailed
+from receiver.errors import ApiUnavailable, CommitFailed
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.metrics import Metrics
 from receiver.moderation.policy import ModerationPolicy
 from receiver.settings import Settings
 from receiver.storage.connect import connect
+from receiver.storage.engine import is_postgres, sqlite_path
 from receiver.storage.fold_priority import FoldPriority
 from receiver.storage.fold_worker import FoldWorker
 from receiver.storage.frames import Folded
 from receiver.storage.inbox import FoldBacklog, attach_inbox, fold_backlog
 from receiver.storage.inbox_file import prepare_inbox
+from receiver.storage.intake import INTAKE
 from receiver.storage.lock import DatabaseLock
 from receiver.storage.migrations import Migration, apply_migrations
 from receiver.storage.preflight import mark_used, preflight
@@ -56,6 +58,16 @@ def get_reader(request: web.Request) -> aiosqlite.Connection:
         ) from None
 
 
+def sqlite_reader(request: web.Request, what: str) -> aiosqlite.Connection:
+    """The read connection for a route only the SQLite engine serves so far: on PostgreSQL a
+    503 naming the feature, never a 500 (docs/scaling.md lists what is still SQLite only)."""
+    if READER not in request.config_dict and is_postgres(request.config_dict[SETTINGS].database):
+        raise ApiUnavailable(
+            "sqlite_only", f"{what} works on SQLite only so far; this receiver runs on PostgreSQL"
+        )
+    return get_reader(request)
+
+
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     """Lock and check the database, migrate it, start the writer process; on shutdown let the
     writer commit the rest.
@@ -64,7 +76,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     database, or it is missing, empty or damaged where one was in use.
     """
     settings = app[SETTINGS]
-    lock, _ = await prepare_database(settings.database, settings.startup_check_seconds)
+    lock, _ = await prepare_database(sqlite_path(settings.database), settings.startup_check_seconds)
     try:
         async with _writing(app):
             yield
@@ -101,10 +113,11 @@ async def _writing(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = app[METRICS]
     clock = app[CLOCK]
-    reader = await connect(settings.database)
-    await attach_inbox(reader, settings.database)
+    database = sqlite_path(settings.database)
+    reader = await connect(database)
+    await attach_inbox(reader, database)
     folder = FoldWorker(
-        settings.database,
+        database,
         batch=settings.fold_batch,
         priority=settings.fold_priority,
         log_level=settings.log_level,
@@ -113,7 +126,7 @@ async def _writing(app: web.Application) -> AsyncIterator[None]:
         on_fold=lambda folded: observe_fold(metrics, folded),
     )
     writer = EventWriter(
-        settings.database,
+        database,
         max_batch=settings.writer_max_batch,
         log_level=settings.log_level,
         log_format=settings.log_format,
@@ -132,6 +145,7 @@ async def _writing(app: web.Application) -> AsyncIterator[None]:
         await writer.start()
         app[READER] = reader
         app[WRITER] = writer
+        app[INTAKE] = writer
         app[FOLDER] = folder
         app[HEALTH_CHECKS]["database"] = lambda: check_database(writer)
         app[HEALTH_CHECKS]["fold"] = lambda: check_fold(reader, folder, metrics, clock, priority)

@@ -191,7 +191,7 @@ class Folder:
         try:
             while done < len(rows):
                 chunk = rows[done : done + CHUNK]
-                prepared = [_prepare(row) for row in chunk]
+                prepared = [prepare_event(row) for row in chunk]
                 book = self._book
                 if self._one_at_a_time(chunk, prepared) or (
                     book is not None and any(book.watches(e[1]) for e, _, _ in prepared)
@@ -282,7 +282,7 @@ class Folder:
         return duplicates
 
 
-def _prepare(row: InboxRow) -> Prepared:
+def prepare_event(row: InboxRow) -> Prepared:
     """The `INSERT_EVENT` row of an inbox row, its schema error and its body."""
     try:
         body = loads(row.payload)  # as the service read it: integers beyond 64 bits stay exact

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from receiver.app import create_app
 from receiver.cli import main
+from receiver.settings import Settings
 from receiver.storage.connect import connect
+from receiver.storage.engine import Database, PostgresUrl
+from tests.conftest import ClientFactory
 from tests.support.css import push_begin, snapshot, stream_end
 from tests.support.helpers import folded, signed
 
@@ -31,22 +36,34 @@ async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str
     return code, out, err
 
 
+HISTORY = (
+    push_begin("cam1", "A", T0),
+    snapshot("cam1", T0 + 5),
+    stream_end("cam1", "A", T0 + 60, errcode=1),
+    push_begin("cam2", "B", T0 + 100),
+)
+
+
 @pytest.fixture
 async def history_db(client: Any, database: Path) -> Path:
-    await _store(
-        client,
-        push_begin("cam1", "A", T0),
-        snapshot("cam1", T0 + 5),
-        stream_end("cam1", "A", T0 + 60, errcode=1),
-        push_begin("cam2", "B", T0 + 100),
-    )
+    await _store(client, *HISTORY)
     return database
 
 
+@pytest.fixture
+async def any_history(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], any_database: Database
+) -> str:
+    """The same history on each engine; what `--database` takes for it."""
+    client = await aiohttp_client(create_app(make_settings(database=any_database)))
+    await _store(client, *HISTORY)
+    return any_database.dsn() if isinstance(any_database, PostgresUrl) else str(any_database)
+
+
 async def test_events_as_a_table_and_as_json_lines(
-    history_db: Path, capsys: pytest.CaptureFixture[str]
+    any_history: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = await _cli(capsys, "events", "--database", str(history_db))
+    code, out, err = await _cli(capsys, "events", "--database", any_history)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == [
@@ -57,7 +74,7 @@ async def test_events_as_a_table_and_as_json_lines(
     assert "stream_begin" in lines[1] and "test.domain.com/live/cam2" in lines[1]
 
     code, out, err = await _cli(
-        capsys, "events", "--database", str(history_db), "--json", "--stream", "cam1",
+        capsys, "events", "--database", any_history, "--json", "--stream", "cam1",
         "--kind", "stream_end", "--kind", "snapshot", "--since", "2023-12-28T02:36:40Z",
     )  # fmt: skip
     assert code == 0, err
@@ -67,10 +84,10 @@ async def test_events_as_a_table_and_as_json_lines(
 
 
 async def test_all_pages_through_everything(
-    history_db: Path, capsys: pytest.CaptureFixture[str]
+    any_history: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = await _cli(
-        capsys, "events", "--database", str(history_db), "--json", "--all", "--limit", "1",
+        capsys, "events", "--database", any_history, "--json", "--all", "--limit", "1",
         "--order", "asc",
     )  # fmt: skip
     assert code == 0
@@ -80,9 +97,9 @@ async def test_all_pages_through_everything(
 
 
 async def test_streams_and_live_streams(
-    history_db: Path, capsys: pytest.CaptureFixture[str]
+    any_history: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = await _cli(capsys, "streams", "--database", str(history_db))
+    code, out, err = await _cli(capsys, "streams", "--database", any_history)
     assert code == 0, err
     rows = out.splitlines()
     assert rows[0].split()[:2] == ["DOMAIN/APP/STREAM", "STATE"]
@@ -90,7 +107,7 @@ async def test_streams_and_live_streams(
     assert "cam1" in rows[2] and "ended" in rows[2]
     assert "1: the publisher stopped the push" in rows[2]
 
-    code, out, _ = await _cli(capsys, "streams", "--database", str(history_db), "--live", "--json")
+    code, out, _ = await _cli(capsys, "streams", "--database", any_history, "--live", "--json")
     assert code == 0
     (live,) = [json.loads(line) for line in out.splitlines()]
     assert live["stream_id"] == "cam2" and live["state"] == "live"

@@ -19,17 +19,18 @@ from pydantic import SecretStr
 from receiver.cli.serve import startup_refusal
 from receiver.errors import StartupError, StartupRefused
 from receiver.settings import Settings
+from receiver.storage.engine import Database, PostgresUrl
 from testbed.service import ServiceProcess
 from tests.support.helpers import (
+    API_TOKEN,
     KEY,
     OLD_KEY,
-    count,
     md5_sign,
     payload,
     post_callback,
-    rows,
     signed,
 )
+from tests.support.postgres import stored_events
 
 
 def test_generated_key_is_stored_0600_printed_once_and_reused(tmp_path: Path) -> None:
@@ -73,9 +74,16 @@ def test_invalid_configuration_is_a_clear_start_up_error(tmp_path: Path) -> None
         service.start()
 
 
-async def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path) -> None:
-    database = tmp_path / "r.db"
-    service = ServiceProcess(database, {"RECEIVER_CALLBACK_KEYS": KEY}).start()
+async def test_sigterm_finishes_in_flight_requests_then_exits(
+    tmp_path: Path, any_database: Database
+) -> None:
+    env = {"RECEIVER_CALLBACK_KEYS": KEY}
+    if isinstance(any_database, PostgresUrl):
+        env |= {"RECEIVER_DATABASE": any_database.dsn(), "RECEIVER_API_TOKEN": API_TOKEN}
+        database = tmp_path / "unused.db"
+    else:
+        database = any_database
+    service = ServiceProcess(database, env).start()
     acknowledged: list[str] = []
     flowing = asyncio.Event()
     counter = iter(range(1_000_000))
@@ -108,9 +116,10 @@ async def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path) ->
     assert code == 0, err
     assert elapsed < 10
     # Every 200 is a stored row: nothing acknowledged was lost in the shutdown.
-    stored = {json.loads(r["payload"])["pic_url"] for r in rows(database)}
+    events = await stored_events(any_database)
+    stored = {json.loads(r["payload"])["pic_url"] for r in events}
     assert set(acknowledged) <= stored
-    assert count(database) == len(stored)
+    assert len(events) == len(stored)
 
 
 def test_settings_never_show_secrets() -> None:

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
+from receiver.settings import Settings
+from receiver.storage.engine import Database
 from tests.support.css import porn, push_begin, record, snapshot, stream_end
 from tests.support.helpers import AUTH, get, payload, post, signed
+from tests.support.postgres import execute
 
 T0 = 1_703_731_000  # 2023-12-28T02:36:40Z
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], any_database: Database) -> Settings:
+    """Every test here on both engines: the same listings from the same events."""
+    settings: Settings = make_settings(database=any_database)
+    return settings
 
 
 async def listing(client: Any, **params: Any) -> list[dict[str, Any]]:
@@ -71,7 +80,7 @@ async def test_filters_combine(stored: Any, params: dict[str, Any], expected: li
     assert [f"{e['stream_id']}:{e['kind']}" for e in events] == expected
 
 
-async def test_arrival_time_and_publish_status_filters(stored: Any, database: Path) -> None:
+async def test_arrival_time_and_publish_status_filters(stored: Any, any_database: Database) -> None:
     everything = await listing(stored, order="asc")
     cut = everything[3]["received_at"]
     later = await listing(stored, received_since=cut, order="asc")
@@ -80,10 +89,9 @@ async def test_arrival_time_and_publish_status_filters(stored: Any, database: Pa
     assert [e["id"] for e in earlier] == [e["id"] for e in everything[:3]]
 
     # The outbox marks events published; here the database is updated the same way.
-    conn = sqlite3.connect(database)
-    conn.execute("UPDATE events SET published_at = received_at + 1 WHERE kind = 'snapshot'")
-    conn.commit()
-    conn.close()
+    await execute(
+        any_database, "UPDATE events SET published_at = received_at + 1 WHERE kind = 'snapshot'"
+    )
     published = await listing(stored, published="true")
     assert {e["kind"] for e in published} == {"snapshot"}
     assert all(e["published"] and e["published_at"] for e in published)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from receiver.settings import Settings
+from receiver.storage.engine import Database
 from tests.support.css import DOMAIN, porn, push_begin, push_exception, record, snapshot, stream_end
 from tests.support.helpers import get, post
 
 T0 = 1_703_731_000
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], any_database: Database) -> Settings:
+    """Every test here on both engines: the same streams and sessions from the same events."""
+    settings: Settings = make_settings(database=any_database)
+    return settings
 
 
 async def stream(client: Any, name: str) -> dict[str, Any]:

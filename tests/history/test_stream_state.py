@@ -7,12 +7,24 @@ missing `app`/`appname` joins the stream's one known identity, never a guessed o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from receiver.settings import Settings
+from receiver.storage.engine import Database
 from tests.support.css import APP, DOMAIN, push_begin, snapshot, stream_end
 from tests.support.helpers import get, post
 
 T0 = 1_703_731_000
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], any_database: Database) -> Settings:
+    """Every test here on both engines: the same streams and sessions from the same events."""
+    settings: Settings = make_settings(database=any_database)
+    return settings
 
 
 async def streams(client: Any, name: str) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""Deduplication keys, kind by kind, over real HTTP and a real SQLite file: two different events
-are two rows, a retry (fresh `t`/`sign`, keys in another order) is one."""
+"""Deduplication keys, kind by kind, over real HTTP and a real SQLite file (and, for every kind, a
+PostgreSQL database too): two different events are two rows, a retry (fresh `t`/`sign`, keys in
+another order) is one."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from aiohttp.test_utils import TestClient
 from receiver.app import create_app
 from receiver.events.kinds import KINDS, UNSIGNED_EVENT_TYPES
 from receiver.storage.dedupe import VERSION, dedupe_key
+from receiver.storage.engine import Database
 from tests.conftest import ClientFactory
 from tests.support.helpers import URL_TOKEN, count, payload, rows, signed
+from tests.support.postgres import stored_events
 
 Body = dict[str, Any]
 Change = Callable[[Body], Body]
@@ -122,8 +125,10 @@ def test_every_kind_has_a_case() -> None:
 
 @pytest.mark.parametrize("kind", sorted(CASES))
 async def test_different_events_are_rows_and_retries_are_not(
-    client: Client, database: Path, kind: str
+    aiohttp_client: ClientFactory, make_settings: Any, any_database: Database, kind: str
 ) -> None:
+    settings = make_settings(url_token=URL_TOKEN, database=any_database)
+    client = await aiohttp_client(create_app(settings))
     name, changes = CASES[kind]
     first = BASE_CHANGES.get(kind, _unchanged)(payload(name))
     first = {key: value for key, value in first.items() if key not in ("t", "sign")}
@@ -133,7 +138,7 @@ async def test_different_events_are_rows_and_retries_are_not(
         await _deliver(client, event, t=now + 600)
         # A retry: re-signed with another expiry, its keys in the opposite order.
         await _deliver(client, event, t=now + 540, reverse=True)
-    stored = rows(database)
+    stored = await stored_events(any_database)
     assert [row["kind"] for row in stored] == [kind] * len(events)
     assert len({row["dedupe_key"] for row in stored}) == len(events)
     metrics = await (await client.get("/metrics")).text()

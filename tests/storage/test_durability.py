@@ -177,7 +177,9 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("receiver-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n for n in names if n.startswith("receiver/migrations/"))
-    expected = sorted(f"receiver/migrations/{p.name}" for p in (ROOT / "migrations").glob("*.sql"))
+    expected = sorted(  # SQLite's, and PostgreSQL's in their own folder
+        f"receiver/{p.relative_to(ROOT)}" for p in (ROOT / "migrations").glob("**/*.sql")
+    )
     assert shipped == expected
     # Installed from the wheel (no source tree beside it), the runner finds them as resources.
     site = tmp_path / "site"
@@ -189,7 +191,8 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
             "-c",
             f"import sys; sys.path.insert(0, {str(site)!r}); "
             "from receiver.storage.migrations import load_migrations, migrations_dir; "
-            "print(migrations_dir(), len(load_migrations()))",
+            "from receiver.storage.postgres.migrations import postgres_migrations; "
+            "print(migrations_dir(), len(load_migrations()) + len(postgres_migrations()))",
         ],
         check=True,
         capture_output=True,

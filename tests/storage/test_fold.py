@@ -15,6 +15,7 @@ from typing import Any
 from receiver.app import create_app
 from receiver.keys import SETTINGS
 from receiver.storage.context import FOLDER
+from receiver.storage.engine import sqlite_path
 from receiver.storage.fold_priority import FoldPriority
 from receiver.storage.ids import EventIds
 from receiver.storage.inbox_file import inbox_path
@@ -248,7 +249,7 @@ async def test_an_idle_fold_that_falls_behind_runs_at_the_ordinary_priority_unti
         return os.sched_getscheduler(pid) == os.SCHED_IDLE
 
     await eventually_async(idle_again, within=10, what="the caught-up fold is idle again")
-    assert len(rows(app[SETTINGS].database)) == 3
+    assert len(rows(sqlite_path(app[SETTINGS].database))) == 3
     report = await (await client.get("/readyz")).json()
     assert report["fold"]["priority"] == "idle" and report["fold"]["backlog"] == 0
 
