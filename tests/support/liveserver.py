@@ -11,6 +11,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -19,22 +20,25 @@ from receiver.settings import Settings
 from receiver.web.direct import DirectRunner
 
 
-class LiveServer:
-    """`with LiveServer(settings) as server:` serves `create_app(settings)` at `server.url`."""
+class ThreadedServer:
+    """`with ThreadedServer(make_app) as server:` serves `make_app()` at `server.url`, on a loop
+    of its own in a thread (the app is made there, on that loop)."""
 
     def __init__(
-        self, settings: Settings, prepare: Callable[[web.Application], None] | None = None
+        self,
+        make_app: Callable[[], web.Application],
+        runner: Callable[[web.Application], web.AppRunner] | None = None,
     ) -> None:
-        self._settings = settings
-        self._prepare = prepare  # adds to the app before it starts (a test's extra routes)
+        self._make_app = make_app
+        self._make_runner = runner or (lambda app: web.AppRunner(app, access_log=None))
         self._loop = asyncio.new_event_loop()
-        self._runner: DirectRunner | None = None
+        self._runner: web.AppRunner | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="live-server", daemon=True)
         self.url = ""
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         if not self._started.wait(timeout=20):
             raise TimeoutError("the live server did not start")
@@ -66,13 +70,25 @@ class LiveServer:
         self._loop.run_until_complete(self._runner.cleanup())
 
     async def _start(self) -> None:
-        # The runner `receiver serve` uses: callbacks on the direct path.
-        app = create_app(self._settings)
-        if self._prepare is not None:
-            self._prepare(app)
-        self._runner = DirectRunner(app, access_log=None)
+        self._runner = self._make_runner(self._make_app())
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
+
+
+class LiveServer(ThreadedServer):
+    """`with LiveServer(settings) as server:` serves `create_app(settings)` at `server.url`,
+    with the runner `receiver serve` uses (callbacks on the direct path)."""
+
+    def __init__(
+        self, settings: Settings, prepare: Callable[[web.Application], None] | None = None
+    ) -> None:
+        def make_app() -> web.Application:
+            app = create_app(settings)
+            if prepare is not None:  # adds to the app before it starts (a test's extra routes)
+                prepare(app)
+            return app
+
+        super().__init__(make_app, lambda app: DirectRunner(app, access_log=None))

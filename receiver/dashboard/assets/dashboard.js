@@ -78,21 +78,6 @@
     }
   }
 
-  // A table of any list of objects: the fallback for answers whose shape this page does not
-  // know (the audience and actions routes), so new fields show up without a page change.
-  function genericTable(rows, preferred) {
-    const columns = [];
-    for (const key of preferred || []) if (rows.some((row) => key in row)) columns.push(key);
-    for (const row of rows) for (const key of Object.keys(row)) if (!columns.includes(key) && columns.length < 12) columns.push(key);
-    const head = el("tr", {}, ...columns.map((c) => el("th", { scope: "col", text: c })));
-    const body = rows.map((row) => el("tr", {}, ...columns.map((c) => {
-      const v = row[c];
-      const text = v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
-      return el("td", { text: printable(text) });
-    })));
-    return el("div", { class: "scroll" }, el("table", { class: "grid" }, el("thead", {}, head), el("tbody", {}, ...body)));
-  }
-
   // ---------------------------------------------------------------- the API
 
   class ApiError extends Error {
@@ -129,21 +114,22 @@
     return body;
   }
 
-  // Routes other sessions are adding (moderation actions, push quality, audience): answered
-  // 404 until they exist here, 503 (or 501) when not configured or Tencent is unreachable.
+  // A panel whose route cannot answer: not installed (404 not_found), no Tencent credentials
+  // (503 tencent_not_configured: the message names the settings), Tencent unreachable or
+  // throttled with nothing cached, or a storage that does not support it (503 with the reason).
   function unavailable(target, what, error) {
+    const code = error.body && error.body.error;
     let why;
-    if (error.status === 404 && error.body && error.body.error === "not_found") {
+    if (error.status === 404 && code === "not_found") {
       why = `${what} is not available on this receiver (its API route is not installed).`;
-    } else if (error.status === 404) {
-      why = `${what}: ${printable(error.message)}`;
+    } else if (code === "tencent_not_configured") {
+      why = `${what} is not configured: ${printable(error.message)} (docs/tencent.md).`;
     } else if (error.status === 503 || error.status === 501) {
-      why = `${what} is not configured or Tencent Cloud cannot be reached: ${printable(error.message)}. ` +
-        "It needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (docs/tencent.md).";
+      why = `${what} is unavailable right now: ${printable(error.message)}`;
     } else {
-      why = `${what} failed: ${printable(error.message)}`;
+      why = `${what}: ${printable(error.message)}`;
     }
-    target.replaceChildren(el("p", { class: "empty", "data-state": "unavailable", text: why }));
+    target.replaceChildren(el("p", { class: "empty", "data-state": "unavailable", "data-error": code || "", text: why }));
   }
 
   // ---------------------------------------------------------------- sign in, routing, polling
@@ -290,15 +276,15 @@
     const rows = shown.map((s) => {
       const key = streamKey(s);
       const detail = state.details.get(key) || {};
-      const sessions = s.open_sessions > 1 ? `${s.open_sessions} pushes (main + backup)` : "";
+      const sessions = s.open_sessions > 1 ? pushRoles(s, detail.sessions) : null;
       const since = s.last_begin ? (Date.now() - Date.parse(s.last_begin)) / 1000 : null;
       return el("tr", { "data-stream": s.stream_id },
         el("th", { scope: "row" }, el("a", { href: storyHash(s), class: "stream-link", text: printable(s.stream_id) })),
         el("td", { "data-label": "Domain / app", text: `${printable(s.domain)} / ${printable(s.app_name)}` }),
         el("td", { "data-label": "Live since" }, timeEl(s.last_begin),
-          since !== null && since >= 0 ? el("div", { class: "muted", text: `for ${duration(since)}` }) : null),
-        el("td", { "data-label": "Session" }, el("code", { text: printable(s.current_sequence) }),
-          sessions ? el("div", { class: "muted", text: sessions }) : null),
+          since !== null && since >= 0 ? el("div", { class: "muted", text: `for ${duration(since)}` }) : null,
+          sourceBadge(s.state_source, "state")),
+        el("td", { "data-label": "Session" }, el("code", { text: printable(s.current_sequence) }), sessions),
         el("td", { "data-label": "Snapshot" }, thumbnail(detail.snapshot)),
         el("td", { "data-label": "Last moderation" }, moderationSummary(detail.moderation)));
     });
@@ -317,6 +303,21 @@
       empty.hidden = true;
     }
     $("live-table").hidden = shown.length === 0;
+  }
+
+  // Several open pushes of one stream: which one Tencent plays (`role` of each open session,
+  // from DescribeBackupStreamList via the sessions route), or that nobody asked Tencent.
+  function pushRoles(stream, sessions) {
+    const open = (sessions || []).filter((s) => s.state === "live");
+    const known = open.filter((s) => s.role);
+    if (!known.length) {
+      return el("div", { class: "muted", "data-roles": "unknown",
+        text: `${stream.open_sessions} open pushes (main/backup not known: Tencent not asked)` });
+    }
+    return el("div", { class: "muted", "data-roles": known.map((s) => `${s.role}:${s.sequence}`).join(" ") },
+      `${stream.open_sessions} open pushes: `,
+      ...known.flatMap((s, i) => [i ? ", " : "", el("span", { class: `badge role-${s.role}`, text: s.role }), " ",
+        el("code", { text: printable(s.sequence) })]));
   }
 
   function snapshotUrl(event) {
@@ -358,11 +359,16 @@
       const known = state.details.get(key);
       if (known && now - known.at < DETAIL_TTL) continue;
       const filter = { stream_id: s.stream_id, domain: s.domain, app_name: s.app_name, limit: 1 };
-      const [snapshots, moderation] = await Promise.all([
+      const sessions = s.open_sessions > 1
+        ? api(`/api/streams/${encodeURIComponent(s.stream_id)}/sessions`,
+          { domain: s.domain, app_name: s.app_name, limit: 10, items: 0 }).then((a) => a.sessions)
+        : Promise.resolve(null);
+      const [snapshots, moderation, open] = await Promise.all([
         api("/api/events", { ...filter, kind: "snapshot" }),
         api("/api/events", { ...filter, kind: ["porn", "audio_moderation"] }),
+        sessions,
       ]);
-      state.details.set(key, { at: now, snapshot: snapshots.events[0], moderation: moderation.events[0] });
+      state.details.set(key, { at: now, snapshot: snapshots.events[0], moderation: moderation.events[0], sessions: open });
       changed = true;
     }
     if (changed) renderLive();
@@ -415,20 +421,8 @@
       ["Last end", timeEl(s.last_end)],
       ["End reason", s.end_code === null ? "—" : `${s.end_code}: ${printable(s.end_reason)}${s.end_message ? ` (${printable(s.end_message)})` : ""}`],
       ["Events stored", number(s.events)],
+      ["State from", s.state_source ? sourceBadge(s.state_source, "state") || "callbacks" : "—"],
     ]);
-    if (s.source && s.source !== "callback") {
-      $("stream-facts").append(el("dt", { text: "State from" }), el("dd", {}, el("span", { class: "badge recon", text: printable(s.source) })));
-    }
-  }
-
-  // Main or backup, when the sessions route says (reconciliation with Tencent adds it).
-  function role(session) {
-    if (typeof session.main === "boolean") return session.main ? "main" : "backup";
-    for (const key of ["role", "push_role", "master"]) {
-      if (typeof session[key] === "string") return session[key];
-      if (typeof session[key] === "boolean") return session[key] ? "main" : "backup";
-    }
-    return null;
   }
 
   function renderSessions(sessions) {
@@ -438,11 +432,13 @@
       return;
     }
     target.replaceChildren(...sessions.map((s) => {
-      const who = role(s);
-      const end = s.end ? [" → ", timeEl(s.end)] : [" → ", el("span", { class: "badge state-live", text: "live" })];
+      // `role`: which push Tencent plays while several are open (null when not asked).
+      const who = s.role ? el("span", { class: `badge role-${s.role}`, "data-role": s.role, text: s.role }) : null;
+      const end = s.end ? [" → ", timeEl(s.end), " ", sourceBadge(s.end_source, "end")]
+        : [" → ", el("span", { class: "badge state-live", text: "live" })];
       const facts = el("p", { class: "session-head" },
-        el("code", { text: printable(s.sequence) }), " ", who ? el("span", { class: "badge", text: printable(who) }) : null, " ",
-        timeEl(s.start), ...end, ` · ${duration(s.duration_seconds)}`);
+        el("code", { text: printable(s.sequence) }), " ", who, " ",
+        timeEl(s.start), " ", sourceBadge(s.begin_source, "begin"), ...end, ` · ${duration(s.duration_seconds)}`);
       const reason = s.end_code === null ? null : el("p", { class: "muted",
         text: `Ended ${s.end_code}: ${printable(s.end_reason)}${s.end_message ? ` (${printable(s.end_message)})` : ""}` });
       const counts = el("p", { class: "muted", text: Object.entries(s.counts).map(([k, v]) => `${v} ${CATEGORY[k] || k}`).join(" · ") });
@@ -477,8 +473,17 @@
     return chart;
   }
 
-  function isReconciled(event) {
-    return typeof event.source === "string" && event.source !== "callback";
+  // Where a stored fact came from (`source` of events, `state_source` of streams,
+  // `begin_source`/`end_source` of sessions): nothing for a callback, a badge otherwise.
+  const SOURCES = {
+    reconciled: "rebuilt from Tencent's own records (its callback never arrived)",
+    confirmed: "reconciled first, then its real callback arrived and replaced it",
+  };
+
+  function sourceBadge(source, what) {
+    if (!SOURCES[source]) return null;
+    return el("span", { class: `badge source-${source}`, "data-source": source, title: `${what}: ${SOURCES[source]}`,
+      text: source });
   }
 
   function eventSummary(event, endReasons) {
@@ -501,7 +506,7 @@
     const endReasons = new Map(sessions.filter((s) => s.end_event_id).map((s) => [s.end_event_id, s.end_reason]));
     const when = (e) => Date.parse(e.event_time || e.received_at);
     const ordered = [...events].sort((a, b) => (when(a) - when(b)) || (Date.parse(a.received_at) - Date.parse(b.received_at)));
-    const signature = JSON.stringify(ordered.map((e) => [e.id, e.published]));
+    const signature = JSON.stringify(ordered.map((e) => [e.id, e.published, e.source]));
     if (state.story.key === signature) return;
     state.story.key = signature;
     const list = $("story");
@@ -515,7 +520,7 @@
         timeEl(event.event_time || event.received_at), " ",
         el("span", { class: `kind kind-${event.kind}`, text: printable(event.kind) }), " ",
         el("span", { class: "summary", text: eventSummary(event, endReasons) }),
-        isReconciled(event) ? el("span", { class: "badge recon", text: "reconciled" }) : null,
+        sourceBadge(event.source, "event"),
         event.schema_error ? el("span", { class: "badge warn", text: "schema mismatch" }) : null,
         event.published ? null : el("span", { class: "badge", text: "unpublished" }));
       button.addEventListener("click", () => showPayload(event, button));
@@ -544,15 +549,48 @@
     }
   }
 
-  // The first list of points in the answer, charted field by numeric field over time.
+  // What the quality route answers (DescribeStreamPushInfoList of the open or last session):
+  // `points` of the session, each with the fields below; charted over `time`.
+  const QUALITY_CHARTS = [
+    ["video_fps", "Video frame rate (fps)", 1],
+    ["video_bitrate_bps", "Video bitrate (kbit/s)", 1000],
+    ["audio_bitrate_bps", "Audio bitrate (kbit/s)", 1000],
+    ["lag_ms", "Upstream lag, LocalTs − VideoTs (ms)", 1],
+  ];
+
   function renderQuality(target, answer) {
-    const points = Object.values(answer || {}).find((v) => Array.isArray(v) && v.length && typeof v[0] === "object");
-    if (!points) { target.replaceChildren(el("p", { class: "empty", text: "Tencent has no push data for this session yet." })); return; }
-    const timeKey = Object.keys(points[0]).find((k) => /time/i.test(k) || /(^|_)at$/i.test(k));
-    const fields = Object.keys(points[0]).filter((k) => k !== timeKey && typeof points[0][k] === "number").slice(0, 4);
-    const charts = fields.map((field) => el("figure", {}, el("figcaption", { text: field }),
-      lineChart(points.map((p) => ({ at: Date.parse(p[timeKey]), value: p[field] })).filter((p) => !Number.isNaN(p.at)), [field])));
-    target.replaceChildren(...charts, genericTable(points.slice(-10)));
+    const points = answer.points.filter((p) => p.time && !Number.isNaN(Date.parse(p.time)));
+    const head = el("p", { class: "muted", "data-quality": "window" },
+      "Session ", el("code", { text: printable(answer.sequence) }),
+      answer.session_open ? " (live)" : " (ended)", ", ", timeEl(answer.since), " → ", timeEl(answer.until),
+      ` · ${points.length} points · asked Tencent `, timeEl(answer.fetched_at), answer.cached ? " (cached)" : "",
+      answer.stale ? el("span", { class: "badge warn", "data-stale": "true",
+        text: `stale: ${printable(answer.stale_reason)}` }) : null);
+    if (!points.length) {
+      target.replaceChildren(head, el("p", { class: "empty", text: "Tencent has no push data for this session yet." }));
+      return;
+    }
+    const latest = points[points.length - 1];
+    const facts = el("dl", { class: "facts small" });
+    dl(facts, [
+      ["Resolution", printable(latest.resolution)],
+      ["Codecs", `${printable(latest.video_codec)} / ${printable(latest.audio_codec)}`],
+      ["Client IP", printable(latest.client_ip)],
+      ["Ingest server", printable(latest.server_ip)],
+      ["Bandwidth", latest.bandwidth_mbps === null ? "—" : `${number(latest.bandwidth_mbps)} Mbit/s`],
+    ]);
+    const charts = QUALITY_CHARTS.filter(([field]) => points.some((p) => typeof p[field] === "number"))
+      .map(([field, title, scale]) => el("figure", { "data-field": field }, el("figcaption", { text: title }),
+        lineChart(points.filter((p) => typeof p[field] === "number")
+          .map((p) => ({ at: Date.parse(p.time), value: Math.round((p[field] / scale) * 10) / 10 })), [title])));
+    const rows = points.slice(-10).reverse().map((p) => el("tr", {},
+      el("td", {}, timeEl(p.time)), el("td", { text: number(p.video_fps) }),
+      el("td", { text: p.video_bitrate_bps === null ? "—" : number(Math.round(p.video_bitrate_bps / 1000)) }),
+      el("td", { text: printable(p.resolution) }), el("td", { text: number(p.lag_ms) })));
+    const table = el("div", { class: "scroll" }, el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, ...["time", "fps", "kbit/s", "resolution", "lag ms"].map((c) => el("th", { scope: "col", text: c })))),
+      el("tbody", {}, ...rows)));
+    target.replaceChildren(head, facts, el("div", { class: "quality-charts" }, ...charts), table);
   }
 
   // ---------------------------------------------------------------- pipeline health
@@ -581,14 +619,18 @@
       detail ? el("div", { class: "muted", text: detail }) : null);
   }
 
-  // The last reconciliation sweep, wherever /readyz reports it (a component named after it).
+  // The last background reconciliation round: `/readyz` `reconcile` = {rounds, last: {at, seconds,
+  // records, found: {finding: n}, stored, streams_ended, streams_begun, error}, error}; absent
+  // when RECEIVER_TENCENT_RECONCILE_INTERVAL is not set.
   function reconciliation(ready) {
-    const key = Object.keys(ready).find((k) => /reconcil/i.test(k));
-    if (!key || typeof ready[key] !== "object" || ready[key] === null) return null;
-    const r = ready[key];
-    const when = r.last_sweep_at || r.last_sweep || r.finished_at || r.at;
-    return { when, text: Object.entries(r).filter(([k, v]) => k !== "status" && typeof v !== "object").slice(0, 4)
-      .map(([k, v]) => `${k}: ${v}`).join(", ") };
+    const r = ready.reconcile;
+    if (!r || typeof r !== "object") return { value: "off", detail: "RECEIVER_TENCENT_RECONCILE_INTERVAL not set", level: "" };
+    const last = r.last;
+    if (!last) return { value: "no round yet", detail: `${number(r.rounds)} rounds`, level: "" };
+    const found = Object.entries(last.found || {}).filter(([, n]) => n).map(([k, n]) => `${k.replaceAll("_", " ")} ${n}`);
+    const detail = last.error ? `failed: ${last.error}`
+      : `${number(last.records)} records, ${found.length ? `found ${found.join(", ")}` : "nothing missing"}, stored ${number(last.stored)} · ${number(r.rounds)} rounds`;
+    return { value: new Date(last.at).toLocaleTimeString(), title: last.at, detail, level: last.error ? "bad" : "ok" };
   }
 
   function renderFigures(ready, series) {
@@ -609,8 +651,7 @@
         fold.backlog ? "warn" : "ok"),
       figure("stored", "Stored, last hour", number(stored), `since ${new Date(series.counting_since).toLocaleTimeString()}`),
       figure("refused", "Refused, last hour", number(refused), "signature, token, body", refused ? "warn" : "ok"),
-      figure("reconciliation", "Last reconciliation", recon && recon.when ? new Date(recon.when).toLocaleString() : "—",
-        recon ? printable(recon.text) : "not configured"),
+      figure("reconciliation", "Last reconciliation", recon.value, printable(recon.detail), recon.level),
     );
   }
 
@@ -635,11 +676,11 @@
 
   const CHART = { width: 640, height: 170, left: 40, bottom: 20, top: 8 };
 
-  function axes(chart, max, from, to) {
+  function axes(chart, max, from, to, min = 0) {
     const { width, height, left, bottom, top } = CHART;
     chart.append(svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "axis" }));
     chart.append(svg("text", { x: left - 4, y: top + 8, class: "tick end" }, number(max)));
-    chart.append(svg("text", { x: left - 4, y: height - bottom, class: "tick end" }, "0"));
+    chart.append(svg("text", { x: left - 4, y: height - bottom, class: "tick end" }, number(min)));
     chart.append(svg("text", { x: left, y: height - 4, class: "tick" }, new Date(from).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
     chart.append(svg("text", { x: width, y: height - 4, class: "tick end" }, new Date(to).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
   }
@@ -668,16 +709,19 @@
     return chart;
   }
 
-  function multiLine(lines) {
+  // Lines over time: the last hour (`hour`), else the span of the points themselves.
+  function multiLine(lines, { hour = true } = {}) {
     const { width, height, left, bottom, top } = CHART;
     const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart-svg", role: "img", "aria-label": lines.map((l) => l.name).join(", ") });
     const all = lines.flatMap((l) => l.points);
     const max = Math.max(1, ...all.map((p) => p.value));
+    const min = Math.min(0, ...all.map((p) => p.value));  // a lag can be negative
     const to = all.length ? Math.max(...all.map((p) => p.at)) : Date.now();
-    const from = to - 59 * 60000;
-    axes(chart, max, from, to);
+    const first = all.length ? Math.min(...all.map((p) => p.at)) : to;
+    const from = hour ? to - 59 * 60000 : Math.min(first, to - 60000);
+    axes(chart, max, from, to, min);
     const x = (t) => left + ((t - from) / (to - from)) * (width - left);
-    const y = (v) => height - bottom - (v / max) * (height - bottom - top);
+    const y = (v) => height - bottom - ((v - min) / (max - min)) * (height - bottom - top);
     lines.forEach((line, i) => {
       if (!line.points.length) return;
       const d = line.points.map((p, j) => `${j ? "L" : "M"}${x(p.at).toFixed(1)},${y(p.value).toFixed(1)}`).join(" ");
@@ -692,7 +736,7 @@
   }
 
   function lineChart(points, names) {
-    return multiLine([{ name: names[0], points }]);
+    return multiLine([{ name: names[0], points }], { hour: false });
   }
 
   function renderTotals(series) {
@@ -722,8 +766,14 @@
   function renderComponents(ready) {
     const cards = Object.entries(ready).filter(([, v]) => v && typeof v === "object").map(([name, details]) => {
       const list = el("dl", { class: "facts small" });
+      const flat = [];
       for (const [key, value] of Object.entries(details)) {
         if (key === "status") continue;
+        if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+          for (const [sub, inner] of Object.entries(value)) flat.push([`${key}.${sub}`, inner]);
+        } else flat.push([key, value]);
+      }
+      for (const [key, value] of flat) {
         const text = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
         list.append(el("dt", { text: key }), el("dd", { text: printable(text) }));
       }
@@ -738,13 +788,50 @@
     const target = $("actions");
     try {
       const answer = await api("/api/actions", { limit: 20 });
-      const rows = Object.values(answer || {}).find((v) => Array.isArray(v)) || [];
-      target.replaceChildren(rows.length ? genericTable(rows, ["created_at", "action", "stream_id", "status", "result"])
+      target.replaceChildren(answer.actions.length ? actionsTable(answer.actions)
         : el("p", { class: "empty", text: "No moderation action has been taken." }));
     } catch (error) {
       if (error instanceof ApiError && error.status !== 401) unavailable(target, "Moderation actions", error);
       else throw error;
     }
+  }
+
+  // What the API answered: its request id, the check that found an interrupted call had taken
+  // effect, or Tencent's error.
+  function actionResult(result) {
+    if (!result) return "—";
+    if (result.error) return `${printable(result.error.code)}: ${printable(result.error.message)}`;
+    if (result.verified) return printable(result.verified);
+    if (result.request_id) return `request ${printable(result.request_id)}`;
+    return printable(JSON.stringify(result));
+  }
+
+  function actionsTable(actions) {
+    const columns = ["When", "Action", "State", "Dry run", "Stream", "Session", "Triggered by", "Confirmation", "Result"];
+    const rows = actions.map((a) => {
+      const level = a.state === "failed" ? "bad" : a.state === "done" ? "ok" : a.state === "dry_run" ? "" : "warn";
+      const confirmation = a.confirmation
+        ? el("span", {}, el("span", { class: `badge ${a.confirmation === "confirmed" ? "ok" : a.confirmation === "awaiting" ? "warn" : "bad"}`,
+          text: a.confirmation }), a.confirmed_at ? " " : null, a.confirmed_at ? timeEl(a.confirmed_at) : null)
+        : el("span", { class: "muted", text: a.dry_run ? "— (dry run)" : "—" });
+      return el("tr", { "data-action-id": a.id },
+        el("td", { "data-label": "When" }, timeEl(a.created_at)),
+        el("td", { "data-label": "Action", "data-field": "action", text: a.action }),
+        el("td", { "data-label": "State", "data-field": "state" }, el("span", { class: `badge ${level}`, text: a.state })),
+        el("td", { "data-label": "Dry run", "data-field": "dry_run", text: a.dry_run ? "yes" : "no" }),
+        el("td", { "data-label": "Stream", "data-field": "stream" },
+          el("a", { href: storyHash(a), class: "stream-link", text: printable(a.stream_id) }),
+          el("div", { class: "muted", text: `${printable(a.domain)} / ${printable(a.app_name)}` })),
+        el("td", { "data-label": "Session", "data-field": "sequence" }, el("code", { text: printable(a.sequence) })),
+        el("td", { "data-label": "Triggered by", "data-field": "trigger" },
+          el("div", { text: `${printable(a.trigger_kind)}${a.trigger_reason ? ` · ${printable(a.trigger_reason)}` : ""}` }),
+          el("code", { class: "muted", "data-event-id": a.trigger_event_id || "", text: printable(a.trigger_event_id) })),
+        el("td", { "data-label": "Confirmation", "data-field": "confirmation" }, confirmation),
+        el("td", { "data-label": "Result", "data-field": "result", text: actionResult(a.result) }));
+    });
+    return el("div", { class: "scroll" }, el("table", { class: "grid", id: "actions-table" },
+      el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", { scope: "col", text: c })))),
+      el("tbody", {}, ...rows)));
   }
 
   // ---------------------------------------------------------------- audience
@@ -759,14 +846,52 @@
     const hours = Number($("audience-hours").value) || 1;
     const until = Math.floor(Date.now() / 1000);
     try {
-      const answer = await api("/api/audience", { since: until - hours * 3600, until });
-      const rows = Object.values(answer || {}).find((v) => Array.isArray(v)) || [];
-      target.replaceChildren(rows.length ? genericTable(rows, ["province", "isp", "online", "bandwidth", "flux", "requests"])
-        : el("p", { class: "empty", text: "No audience in this window." }));
+      renderAudience(target, await api("/api/audience", { since: until - hours * 3600, until }));
     } catch (error) {
       if (error instanceof ApiError && error.status !== 401) unavailable(target, "Audience", error);
       else throw error;
     }
+  }
+
+  const sum = (values) => values.reduce((a, b) => a + b, 0);
+  const maxOf = (values) => (values.length ? Math.max(...values) : null);
+
+  // The audience route answers `groups` (one per province and ISP, each with its 5-minute
+  // `points`); the table sums and peaks them, the chart adds all groups up per point.
+  function renderAudience(target, answer) {
+    const head = el("p", { class: "muted", "data-audience": "window" }, timeEl(answer.since), " → ", timeEl(answer.until),
+      ` · play domains: ${answer.play_domains.length ? answer.play_domains.map(printable).join(", ") : "all"}`,
+      " · asked Tencent ", timeEl(answer.fetched_at), answer.cached ? " (cached)" : "",
+      answer.stale ? el("span", { class: "badge warn", "data-stale": "true", text: `stale: ${printable(answer.stale_reason)}` }) : null);
+    if (!answer.groups.length) {
+      target.replaceChildren(head, el("p", { class: "empty", text: "No audience in this window." }));
+      return;
+    }
+    const numbers = (group, field) => group.points.map((p) => p[field]).filter((v) => typeof v === "number");
+    const groups = [...answer.groups].sort((a, b) => (b.peak_online || 0) - (a.peak_online || 0));
+    const columns = ["Province", "ISP", "Peak viewers", "Viewers, last point", "Peak bandwidth (Mbit/s)", "Flux (MB)", "Requests"];
+    const rows = groups.map((g) => {
+      const last = g.points.length ? g.points[g.points.length - 1].online : null;
+      return el("tr", { "data-province": g.province || "" },
+        el("th", { scope: "row", text: printable(g.province) }),
+        el("td", { "data-field": "isp", text: printable(g.isp) }),
+        el("td", { "data-field": "peak_online", text: number(g.peak_online) }),
+        el("td", { text: number(last) }),
+        el("td", { "data-field": "bandwidth", text: number(maxOf(numbers(g, "bandwidth_mbps"))) }),
+        el("td", { "data-field": "flux", text: number(g.flux_mb) }),
+        el("td", { "data-field": "requests", text: number(sum(numbers(g, "requests"))) }));
+    });
+    const totals = new Map();
+    for (const g of answer.groups) for (const p of g.points) {
+      const at = Date.parse(p.time);
+      if (!Number.isNaN(at) && typeof p.online === "number") totals.set(at, (totals.get(at) || 0) + p.online);
+    }
+    const points = [...totals.entries()].sort((a, b) => a[0] - b[0]).map(([at, value]) => ({ at, value }));
+    target.replaceChildren(head,
+      el("figure", { class: "chart", "data-chart": "online" }, el("figcaption", { text: "Viewers, all provinces and ISPs" }), lineChart(points, ["viewers"])),
+      el("div", { class: "scroll" }, el("table", { class: "grid", id: "audience-table" },
+        el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", { scope: "col", text: c })))),
+        el("tbody", {}, ...rows))));
   }
 
   // ---------------------------------------------------------------- start
