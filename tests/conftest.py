@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,15 @@ from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 from pydantic import SecretStr
 
 from receiver.app import create_app
+from receiver.cli import main
 from receiver.settings import Settings
 from receiver.storage.engine import Database, PostgresUrl
 from receiver.web.direct import DirectRunner
 from testbed.broker import RabbitNode
 from testbed.postgres import PostgresCluster
-from tests.support.fake_tencent import FakeTencent
+from tests.moderation.support import new_streams
+from tests.support.fake_tencent import SECRET_ID, SECRET_KEY, FakeTencent
+from tests.support.fake_tencent_monitoring import FakeStreams
 from tests.support.helpers import API_TOKEN, KEY, OLD_KEY
 from tests.support.postgres import create_database, drop_database
 
@@ -205,3 +209,38 @@ async def fake_tencent(aiohttp_server: ServerFactory) -> FakeTencent:
     server = await aiohttp_server(fake.app())
     fake.url = str(server.make_url(""))
     return fake
+
+
+@pytest.fixture
+async def streams(aiohttp_server: ServerFactory) -> FakeStreams:
+    """The fake CSS API with the stream control and monitoring actions (moderation, insight)."""
+    streams = new_streams()
+    server = await aiohttp_server(streams.install())
+    streams.fake.url = str(server.make_url(""))
+    return streams
+
+
+TencentCli = Callable[..., Coroutine[Any, Any, tuple[int, str, str]]]
+
+
+@pytest.fixture
+def tencent_cli(
+    streams: FakeStreams,
+    database: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> TencentCli:
+    """`receiver ARGS` in a worker thread while the fake (`streams`) answers on this loop."""
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("RECEIVER_TENCENT_ENDPOINT", streams.fake.url)
+    monkeypatch.setenv("RECEIVER_TENCENT_RETRY_BASE_SECONDS", "0")
+    monkeypatch.setenv("RECEIVER_DATABASE", str(database))
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -16,8 +16,7 @@ from receiver.insight.views import INSIGHT
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.monitoring import beijing_text, parse_api_time
-from tests.conftest import ClientFactory, ServerFactory
-from tests.moderation.support import new_streams
+from tests.conftest import ClientFactory
 from tests.support.fake_tencent_monitoring import AudiencePoint, FakeStreams
 from tests.support.helpers import get
 from tests.support.tencent_helpers import credentials, instant
@@ -32,10 +31,8 @@ def iso(at: float) -> str:
 
 
 @pytest.fixture
-async def streams(aiohttp_server: ServerFactory) -> FakeStreams:
-    streams = new_streams()
-    server = await aiohttp_server(streams.install())
-    streams.fake.url = str(server.make_url(""))
+async def streams(streams: FakeStreams) -> FakeStreams:
+    """The shared fake, seeded with this module's audience."""
     streams.audience = [
         AudiencePoint(LAST - 300, PLAY, "Guangdong", "China Telecom", 863.073, 6473.05, 540, 449),
         AudiencePoint(LAST, PLAY, "Guangdong", "China Telecom", 891.49, 6686.173, 524, 455),

@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from receiver.app import create_app
 from receiver.insight.cache import AnswerCache
 from receiver.insight.views import INSIGHT
@@ -20,8 +18,7 @@ from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.monitoring import BEIJING
 from testbed.service import free_port
-from tests.conftest import ClientFactory, ServerFactory
-from tests.moderation.support import new_streams
+from tests.conftest import ClientFactory
 from tests.support.css import DOMAIN, push_begin, stream_end
 from tests.support.fake_tencent_monitoring import FakeStreams, PushPoint
 from tests.support.helpers import AUTH, get, post
@@ -29,14 +26,6 @@ from tests.support.tencent_helpers import credentials, instant
 
 NOW = int(time.time())
 BEGIN = NOW - 600
-
-
-@pytest.fixture
-async def streams(aiohttp_server: ServerFactory) -> FakeStreams:
-    streams = new_streams()
-    server = await aiohttp_server(streams.install())
-    streams.fake.url = str(server.make_url(""))
-    return streams
 
 
 async def app_client(

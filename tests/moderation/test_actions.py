@@ -14,22 +14,14 @@ import pytest
 from receiver.app import create_app
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
-from tests.conftest import ClientFactory, ServerFactory
-from tests.moderation.support import action_log, actions, finished, new_streams, result
+from tests.conftest import ClientFactory
+from tests.moderation.support import action_log, actions, finished, result
 from tests.support.css import APP, DOMAIN, porn, push_begin, stream_end
 from tests.support.fake_tencent_monitoring import FakeStreams
 from tests.support.helpers import eventually, get, post, rows
 from tests.support.tencent_helpers import credentials, instant
 
 T0 = int(time.time()) - 600
-
-
-@pytest.fixture
-async def streams(aiohttp_server: ServerFactory) -> FakeStreams:
-    streams = new_streams()
-    server = await aiohttp_server(streams.install())
-    streams.fake.url = str(server.make_url(""))
-    return streams
 
 
 async def moderated(

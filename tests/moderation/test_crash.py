@@ -14,22 +14,13 @@ import orjson
 import pytest
 
 from testbed.service import ServiceProcess, free_port
-from tests.conftest import ServerFactory
-from tests.moderation.support import action_log, actions, finished, new_streams, result
+from tests.moderation.support import action_log, actions, finished, result
 from tests.support.css import porn, push_begin
 from tests.support.fake_tencent import SECRET_ID, SECRET_KEY
 from tests.support.fake_tencent_monitoring import FakeStreams
 from tests.support.helpers import API_TOKEN, KEY, eventually, signed
 
 T0 = int(time.time()) - 600
-
-
-@pytest.fixture
-async def streams(aiohttp_server: ServerFactory) -> FakeStreams:
-    streams = new_streams()
-    server = await aiohttp_server(streams.install())
-    streams.fake.url = str(server.make_url(""))
-    return streams
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from receiver.app import create_app
 from receiver.settings import Settings
 from receiver.tencent.autoregister import TencentSetup
-from tests.conftest import ClientFactory, ServerFactory
-from tests.moderation.support import action_log, actions, new_streams
+from tests.conftest import ClientFactory
+from tests.moderation.support import action_log, actions
 from tests.support.amqp import Tap
 from tests.support.css import porn, push_begin
 from tests.support.fake_tencent_monitoring import FakeStreams
@@ -21,14 +19,6 @@ from tests.support.helpers import AUTH, get, post, rows
 from tests.support.tencent_helpers import credentials, instant
 
 T0 = int(time.time()) - 600
-
-
-@pytest.fixture
-async def streams(aiohttp_server: ServerFactory) -> FakeStreams:
-    streams = new_streams()
-    server = await aiohttp_server(streams.install())
-    streams.fake.url = str(server.make_url(""))
-    return streams
 
 
 async def test_dry_run_records_and_publishes_without_calling(
