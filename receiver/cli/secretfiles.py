@@ -27,18 +27,43 @@ def generate_key(length: int = 32) -> str:
 
 
 def load_or_create(path: Path, length: int = 32) -> tuple[str, bool]:
-    """Return the secret stored at `path`, creating it first if needed; True if created now."""
+    """Return the secret stored at `path`, creating it first if needed; True if created now.
+
+    Several replicas may share the directory and start at once (the `ha` Compose profile): the
+    secret is written whole to a file of its own, then linked into place, which fails if another
+    process got there first. So no process ever reads a half-written secret, and every one of
+    them ends with the same value.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
         return _read(path), False
+    except FileNotFoundError:
+        pass
     value = generate_key(length)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(value + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(value + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return _read(path), False
+    finally:
+        draft.unlink(missing_ok=True)
+    _sync_directory(path.parent)
     return value, True
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the new name durable, so a restart finds the secret CSS was given."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path) -> str:

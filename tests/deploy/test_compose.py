@@ -187,3 +187,65 @@ async def test_the_image_health_check_asks_the_configured_port(
     server = await aiohttp_server(app)
     assert server.port is not None
     assert await check_health(server.port) == 1
+
+
+# --- The `ha` profile: PostgreSQL, two replicas, a load balancer --------------------------------
+
+HA = {"postgres", "receiver-1", "receiver-2", "lb"}
+REPLICAS = [SERVICES["receiver-1"], SERVICES["receiver-2"]]
+
+
+def test_the_ha_profile_adds_postgres_two_replicas_and_a_load_balancer() -> None:
+    assert {name for name, s in SERVICES.items() if s.get("profiles") == ["ha"]} == HA
+    assert {name for name, s in SERVICES.items() if "profiles" not in s} == {"rabbitmq", "receiver"}
+    # `docker compose --profile ha up lb` starts the load balancer and what it depends on.
+    lb = SERVICES["lb"]
+    assert set(lb["depends_on"]) == {"receiver-1", "receiver-2"}
+    for replica in REPLICAS:
+        assert replica["depends_on"] == {
+            "rabbitmq": {"condition": "service_healthy"},
+            "postgres": {"condition": "service_healthy"},
+        }
+    assert "healthcheck" in SERVICES["postgres"]
+
+
+def test_the_replicas_run_like_the_single_node_but_on_postgresql() -> None:
+    env = {"RABBITMQ_PASSWORD": "x", "POSTGRES_PASSWORD": PASSWORD, "TENCENTCLOUD_REGION": "r"}
+    single = environment(RECEIVER, env)
+    for replica in REPLICAS:
+        assert replica["entrypoint"] == RECEIVER["entrypoint"]
+        assert replica["command"] == RECEIVER["command"]
+        resolved = environment(replica, env)
+        # Every setting of the single node reaches the replicas too.
+        assert {
+            k: v for k, v in single.items() if k not in {"RECEIVER_DATABASE", "RECEIVER_PORT"}
+        }.items() <= resolved.items()
+        # One database through the libpq variables: any password, no URL encoding.
+        assert resolved["RECEIVER_DATABASE"] == "postgresql://"
+        assert resolved["PGPASSWORD"] == PASSWORD
+        assert (resolved["PGHOST"], resolved["PGPORT"]) == ("postgres", "5432")
+        assert resolved["PGUSER"] == environment(SERVICES["postgres"], env)["POSTGRES_USER"]
+        assert resolved["PGDATABASE"] == environment(SERVICES["postgres"], env)["POSTGRES_DB"]
+        assert Settings(database=resolved["RECEIVER_DATABASE"]).data_dir == Path("data")
+    # Generated secrets: one shared volume, so both replicas use one key (secretfiles.py).
+    mounts = [replica["volumes"] for replica in REPLICAS]
+    assert mounts[0] == mounts[1] and mounts[0][0].split(":")[1] == "/data"
+    assert mounts[0][0].split(":")[0] in COMPOSE["volumes"]
+
+
+def test_the_load_balancer_sends_callbacks_to_ready_replicas_on_the_published_port() -> None:
+    lb = SERVICES["lb"]
+    assert lb["image"].startswith("haproxy:")
+    (mount,) = lb["volumes"]
+    source, target, mode = mount.split(":")
+    config = (ROOT / source).read_text()
+    assert target == "/usr/local/etc/haproxy/haproxy.cfg" and mode == "ro"
+    assert "bind :8080" in config
+    assert [interpolate(p, {}) for p in lb["ports"]] == ["8080:8080"]
+    assert [interpolate(p, {"RECEIVER_PORT": "9000"}) for p in lb["ports"]] == ["9000:8080"]
+    # Each replica listens on 8080 and the load balancer knows it by its service name.
+    for n, replica in enumerate(REPLICAS, start=1):
+        assert environment(replica, {"RABBITMQ_PASSWORD": "x"})["RECEIVER_PORT"] == "8080"
+        assert lb["environment"][f"RECEIVER_{n}_ADDR"] == f"receiver-{n}:8080"
+        assert f'"${{RECEIVER_{n}_ADDR}}"' in config
+    assert "option httpchk GET /readyz" in config and "http-check expect status 200" in config
