@@ -66,10 +66,10 @@ async def start_replay(request: web.Request) -> web.Response:
 
 
 async def replay_status(request: web.Request) -> web.Response:
-    job = _jobs(request).get(request.match_info["job_id"])
+    job = await _jobs(request).get(request.match_info["job_id"])
     if job is None:
         raise ApiNotFound("replay_not_found", "no replay with this id (finished ones expire)")
-    return web.json_response({"replay": job.as_json()})
+    return web.json_response({"replay": job})
 
 
 def _jobs(request: web.Request) -> ReplayJobs:
