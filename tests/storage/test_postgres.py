@@ -116,13 +116,12 @@ def test_sqlite_only_commands_exit_2_naming_the_engine(
     pg_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     url = pg_url.replace("postgres@", f"postgres:{SECRET}@")
-    for command in (["backup", str(tmp_path / "copy.db")], ["replay", "--all", "--dry-run"]):
-        with pytest.raises(SystemExit) as exited:
-            main([*command, "--database", url])
-        assert exited.value.code == 2
-        err = capsys.readouterr().err
-        assert "works on SQLite only so far" in err
-        assert SECRET not in err
+    with pytest.raises(SystemExit) as exited:
+        main(["backup", str(tmp_path / "copy.db"), "--database", url])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "works on SQLite only so far" in err
+    assert SECRET not in err
 
 
 async def test_a_partition_commits_in_seq_order_across_writers(
