@@ -28,9 +28,9 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def replicas(
+    pg_url: str,  # first: dropped after the replicas stopped
     aiohttp_client: ClientFactory,
     broker_settings: Callable[..., Settings],
-    pg_url: str,
     amqp_url: str,
     exchange_name: str,
 ) -> Any:
@@ -42,7 +42,7 @@ async def replicas(
 
     async def published() -> bool:
         rows = await fetch(pg_url, "SELECT count(*) FROM events WHERE published_at IS NULL")
-        return rows[0][0] == 0
+        return bool(rows[0][0] == 0)
 
     await eventually_async(published, what="all published")
     tap.received.clear()
