@@ -1,22 +1,33 @@
 """Replay behind a load balancer: PostgreSQL replicas share replay jobs through the database.
 
 A job started through one replica is polled through another; one replay runs at a time across
-replicas; a job whose replica died (no heartbeat) is reported failed and frees the slot.
+replicas; a job whose replica died (no heartbeat) is reported failed and frees the slot; a job
+cut short by a shutdown is recorded as cancelled; only the newest finished jobs are kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
 
 from receiver.app import create_app
-from receiver.outbox.envelope import REPLAY_HEADER
+from receiver.outbox.broker import make_publisher
+from receiver.outbox.envelope import REPLAY_HEADER, Outgoing
+from receiver.outbox.metrics import PublishMetrics
+from receiver.outbox.pg_replay import PostgresBook
+from receiver.outbox.replay import ReplayFilter
+from receiver.outbox.replay_jobs import KEEP_FINISHED, ReplayJobs
 from receiver.settings import Settings
+from receiver.storage.engine import PostgresUrl
+from receiver.storage.postgres.context import prepare_postgres
 from tests.conftest import ClientFactory
 from tests.support.amqp import Tap
 from tests.support.helpers import AUTH, eventually_async, snapshot
@@ -119,3 +130,59 @@ async def test_one_replay_at_a_time_across_replicas_and_a_dead_replicas_job_expi
         return bool((await _job(first, job["id"]))["state"] == "done")
 
     await eventually_async(finished, what="the new replay finishes")
+
+
+class _Stuck:
+    """A source whose events never come (a replay still reading when the service stops)."""
+
+    def __init__(self) -> None:
+        self.reading = asyncio.Event()
+
+    async def count(self, selection: ReplayFilter) -> int:
+        return 5
+
+    async def batches(
+        self, selection: ReplayFilter, batch_size: int
+    ) -> AsyncGenerator[Sequence[Outgoing], None]:
+        self.reading.set()
+        await asyncio.Event().wait()
+        yield []
+
+
+async def test_a_shutdown_records_the_job_cancelled_and_old_jobs_expire(
+    pg_url: str, broker_settings: Callable[..., Settings]
+) -> None:
+    settings = broker_settings(database=pg_url)
+    pool, _ = await prepare_postgres(PostgresUrl(pg_url))
+    try:
+        book = PostgresBook(pool)
+        for n in range(KEEP_FINISHED + 5):  # finished long ago
+            await pool.execute(
+                "INSERT INTO replay_jobs (id, state, filter, matched, started_at, heartbeat_at)"
+                " VALUES ($1, 'done', '{}', 0, $2, $2)",
+                f"old-{n}",
+                float(n),
+            )
+        source = _Stuck()
+        metrics = PublishMetrics.create(CollectorRegistry())
+        jobs = ReplayJobs(
+            source, book, lambda: make_publisher(settings, None, name="test"), metrics, time.time
+        )
+        job = await jobs.start(ReplayFilter.model_validate({"all": True}))
+        await source.reading.wait()
+        running = await book.find(job.id)
+        assert running is not None and running["state"] == "running"
+        kept = await pool.fetch("SELECT id FROM replay_jobs WHERE state = 'done'")
+        assert len(kept) == KEEP_FINISHED
+        assert await book.find("old-0") is None  # the oldest went first
+        assert await book.find(f"old-{KEEP_FINISHED + 4}") is not None
+
+        await jobs.close()  # what the broker context does at shutdown
+        cancelled = await book.find(job.id)
+        assert cancelled is not None
+        assert cancelled["state"] == "cancelled"
+        assert cancelled["error"] == "the service is shutting down"
+        assert cancelled["finished_at"] is not None
+        assert await book.running() is None  # the next replay may start
+    finally:
+        await pool.close()
