@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,7 +29,14 @@ import orjson
 
 from receiver.outbox.envelope import COLUMNS, OutboxRow, Outgoing, from_row
 from receiver.outbox.replay import ReplayFilter, ReplayProgress
-from receiver.outbox.replay_jobs import KEEP_FINISHED, ReplayBusy, ReplayJob, job_view
+from receiver.outbox.replay_jobs import (
+    KEEP_FINISHED,
+    JobsUnavailable,
+    ReplayBusy,
+    ReplayJob,
+    job_view,
+)
+from receiver.storage.postgres.pool import describe_error
 
 if TYPE_CHECKING:
     import asyncpg
@@ -64,7 +71,8 @@ class PostgresSource:
     async def count(self, selection: ReplayFilter) -> int:
         where, params = _where(selection)
         sql = f"SELECT count(*) FROM events WHERE {where}"  # noqa: S608 - fixed fragments
-        return int(await self.pool.fetchval(sql, *params, timeout=_QUERY_TIMEOUT))
+        with _unavailable():
+            return int(await self.pool.fetchval(sql, *params, timeout=_QUERY_TIMEOUT))
 
     async def batches(
         self, selection: ReplayFilter, batch_size: int
@@ -187,5 +195,17 @@ class PostgresBook:
     async def _connection(self) -> AsyncIterator[Pooled]:
         """A pooled connection for at most `_QUERY_TIMEOUT` seconds of work: a server that stops
         answering must not hold a request, or a finished replay's last save, for ever."""
-        async with asyncio.timeout(_QUERY_TIMEOUT), self._pool.acquire() as conn:
-            yield conn
+        with _unavailable():
+            async with asyncio.timeout(_QUERY_TIMEOUT), self._pool.acquire() as conn:
+                yield conn
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Database failures as `JobsUnavailable` (answered 503 naming the database, not 500)."""
+    import asyncpg
+
+    try:
+        yield
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        raise JobsUnavailable(f"PostgreSQL cannot be reached: {describe_error(exc)}") from exc

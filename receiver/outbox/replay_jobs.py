@@ -39,6 +39,10 @@ SAVE_INTERVAL_SECONDS: Final = 1.0
 JobState = Literal["running", "done", "failed", "cancelled"]
 
 
+class JobsUnavailable(Exception):
+    """The database holding the jobs, or the events, cannot be reached (PostgreSQL: 503)."""
+
+
 class ReplayBusy(Exception):
     """A replay is already running."""
 

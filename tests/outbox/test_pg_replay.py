@@ -2,7 +2,8 @@
 
 A job started through one replica is polled through another; one replay runs at a time across
 replicas; a job whose replica died (no heartbeat) is reported failed and frees the slot; a job
-cut short by a shutdown is recorded as cancelled; only the newest finished jobs are kept.
+cut short by a shutdown is recorded as cancelled; only the newest finished jobs are kept; a
+database that is down is a 503 naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from receiver.outbox.replay_jobs import KEEP_FINISHED, ReplayJobs
 from receiver.settings import Settings
 from receiver.storage.engine import PostgresUrl
 from receiver.storage.postgres.context import prepare_postgres
+from testbed.postgres import PostgresCluster
 from tests.conftest import ClientFactory
 from tests.support.amqp import Tap
 from tests.support.helpers import AUTH, eventually_async, snapshot
@@ -186,3 +188,26 @@ async def test_a_shutdown_records_the_job_cancelled_and_old_jobs_expire(
         assert await book.running() is None  # the next replay may start
     finally:
         await pool.close()
+
+
+async def test_replay_requests_are_503_naming_the_database_while_it_is_down(
+    pg_url: str,
+    aiohttp_client: ClientFactory,
+    broker_settings: Callable[..., Settings],
+    postgres: PostgresCluster,
+) -> None:
+    client = await aiohttp_client(create_app(broker_settings(database=pg_url)))
+    postgres.stop()
+    try:
+        for answer in (
+            await client.get("/api/events/replay/some-id", headers=AUTH),
+            await client.post("/api/events/replay", json={"all": True}, headers=AUTH),
+        ):
+            assert answer.status == 503
+            body = await answer.json()
+            assert body["error"] == "database_unavailable"
+            assert "PostgreSQL cannot be reached" in body["message"]
+    finally:
+        postgres.start()
+    answer = await client.get("/api/events/replay/some-id", headers=AUTH)
+    assert answer.status == 404  # back by itself
