@@ -1,4 +1,5 @@
-"""`receiver replay`: re-publish stored events straight from the database (no server needed).
+"""`receiver replay`: re-publish stored events straight from the database (no server needed):
+a SQLite file, or the PostgreSQL database (only read).
 
 Same selection and publishing code as `POST /api/events/replay`; messages keep their message_id
 and carry `x-replay: true`. Progress goes to stderr about once a second, the summary to stdout.
@@ -12,23 +13,29 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from receiver.cli.common import (
-    add_database_option,
-    configure_logging,
-    load_settings,
-    sqlite_database,
-)
+from receiver.cli.common import add_database_option, configure_logging, load_settings
 from receiver.cli.filters import FILTER_OPTIONS, add_filter_options, option_name
+from receiver.cli.readonly import CommandError, open_postgres
 from receiver.outbox.broker import make_publisher
+from receiver.outbox.pg_replay import PostgresSource
 from receiver.outbox.publisher import BrokerUnavailable, describe
-from receiver.outbox.replay import ReplayFilter, ReplayProgress, count_matching, replay
+from receiver.outbox.replay import (
+    ReplayFilter,
+    ReplayProgress,
+    ReplaySource,
+    SqliteSource,
+    replay,
+)
 from receiver.settings import Settings
 from receiver.storage.connect import connect
+from receiver.storage.engine import Database, PostgresUrl
 from receiver.web.responses import explain
 
 
@@ -59,11 +66,15 @@ def run(args: argparse.Namespace) -> int:
     if settings.amqp_url is None and not args.dry_run:
         print("RECEIVER_AMQP_URL is not set: nowhere to publish", file=sys.stderr)
         return 2
-    database = sqlite_database(settings, "replay")
-    if not database.exists():
+    database = settings.database
+    if isinstance(database, Path) and not database.exists():
         print(f"no database at {database}", file=sys.stderr)
         return 2
-    return asyncio.run(_replay(settings, database, selection, dry_run=args.dry_run))
+    try:
+        return asyncio.run(_replay(settings, database, selection, dry_run=args.dry_run))
+    except CommandError as exc:  # PostgreSQL unreachable, or not migrated
+        print(f"receiver replay: {exc}", file=sys.stderr)
+        return exc.code
 
 
 def _selection(args: argparse.Namespace) -> ReplayFilter | None:
@@ -83,48 +94,62 @@ def _selection(args: argparse.Namespace) -> ReplayFilter | None:
         return None
 
 
-async def _replay(
-    settings: Settings, database: Path, selection: ReplayFilter, *, dry_run: bool
-) -> int:
+@asynccontextmanager
+async def _source(database: Database) -> AsyncIterator[ReplaySource]:
+    """The events to replay: read-only, on either engine."""
+    if isinstance(database, PostgresUrl):
+        async with open_postgres(database) as pool:
+            yield PostgresSource(pool)
+        return
     conn = await connect(database, readonly=True)
     try:
-        matched = await count_matching(conn, selection)
-        if dry_run or matched == 0:
-            print(f"{matched} events match {selection.describe()}")
-            return 0
-        publisher = make_publisher(settings, None, name="receiver replay (cli)")
-        progress = ReplayProgress(matched)
-        reporter = _Reporter(matched)
-        try:
-            await publisher.connect()
-            await replay(conn, publisher, selection, progress, on_progress=reporter.update)
-        except BrokerUnavailable as exc:
-            print(
-                f"\nreplay stopped: {exc}\n{progress.published} of {matched} events were "
-                "confirmed; run the same command again to finish (consumers dedupe by "
-                "message_id)",
-                file=sys.stderr,
-            )
-            return 1
-        finally:
-            await publisher.close()
-        reporter.update(progress, force=True)
-        reporter.finish()
-        print(
-            f"replayed {progress.published} events to exchange {publisher.exchange!r} at "
-            f"{publisher.display_url}"
-            + (
-                f" ({progress.unroutable} unroutable: no queue bound)"
-                if progress.unroutable
-                else ""
-            )
-        )
-        return 0
-    except Exception as exc:
-        print(f"replay failed: {describe(exc)}", file=sys.stderr)
-        return 1
+        yield SqliteSource(conn)
     finally:
         await conn.close()
+
+
+async def _replay(
+    settings: Settings, database: Database, selection: ReplayFilter, *, dry_run: bool
+) -> int:
+    async with _source(database) as source:
+        try:
+            return await _publish(settings, source, selection, dry_run=dry_run)
+        except Exception as exc:
+            print(f"replay failed: {describe(exc)}", file=sys.stderr)
+            return 1
+
+
+async def _publish(
+    settings: Settings, source: ReplaySource, selection: ReplayFilter, *, dry_run: bool
+) -> int:
+    matched = await source.count(selection)
+    if dry_run or matched == 0:
+        print(f"{matched} events match {selection.describe()}")
+        return 0
+    publisher = make_publisher(settings, None, name="receiver replay (cli)")
+    progress = ReplayProgress(matched)
+    reporter = _Reporter(matched)
+    try:
+        await publisher.connect()
+        await replay(source, publisher, selection, progress, on_progress=reporter.update)
+    except BrokerUnavailable as exc:
+        print(
+            f"\nreplay stopped: {exc}\n{progress.published} of {matched} events were "
+            "confirmed; run the same command again to finish (consumers dedupe by "
+            "message_id)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await publisher.close()
+    reporter.update(progress, force=True)
+    reporter.finish()
+    print(
+        f"replayed {progress.published} events to exchange {publisher.exchange!r} at "
+        f"{publisher.display_url}"
+        + (f" ({progress.unroutable} unroutable: no queue bound)" if progress.unroutable else "")
+    )
+    return 0
 
 
 class _Reporter:

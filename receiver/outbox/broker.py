@@ -23,7 +23,8 @@ from receiver.outbox.backoff import Backoff
 from receiver.outbox.metrics import PublishMetrics
 from receiver.outbox.publisher import Publisher, describe, mask_url
 from receiver.outbox.relay import OutboxRelay
-from receiver.outbox.replay_jobs import ReplayJobs
+from receiver.outbox.replay import SqliteSource
+from receiver.outbox.replay_jobs import MemoryBook, ReplayJobs
 from receiver.settings import Settings
 from receiver.storage.connect import connect
 from receiver.storage.context import FOLDER, READER
@@ -82,7 +83,8 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
         app[FOLDER].add_listener(relay.wake)
         app[RELAY] = relay
         app[REPLAY_JOBS] = ReplayJobs(
-            reader,
+            SqliteSource(reader),
+            MemoryBook(),  # one service per SQLite database: its memory is the whole truth
             lambda: make_publisher(settings, metrics, name="receiver replay"),
             metrics,
             clock,

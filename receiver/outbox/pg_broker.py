@@ -1,4 +1,5 @@
-"""The broker cleanup context on PostgreSQL: partition ownership, the relay task, readiness.
+"""The broker cleanup context on PostgreSQL: partition ownership, the relay task, readiness,
+replay jobs (recorded in the database: any replica answers for them, `pg_replay`).
 
 Appended after the PostgreSQL storage context, so on shutdown it stops first: the relay finishes
 its pass and records the outcomes while the pool is still open, then ownership is released
@@ -17,10 +18,12 @@ from aiohttp import web
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.outbox.backoff import Backoff
-from receiver.outbox.broker import PUBLISH_METRICS, make_publisher
+from receiver.outbox.broker import PUBLISH_METRICS, REPLAY_JOBS, make_publisher
 from receiver.outbox.metrics import PublishMetrics
 from receiver.outbox.pg_relay import PostgresRelay
+from receiver.outbox.pg_replay import PostgresBook, PostgresSource
 from receiver.outbox.publisher import mask_url
+from receiver.outbox.replay_jobs import ReplayJobs
 from receiver.settings import Settings
 from receiver.storage.postgres.context import POSTGRES, PostgresStorage
 from receiver.storage.postgres.ownership import PartitionOwnership
@@ -56,6 +59,13 @@ async def postgres_broker_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         ownership.on_notify = relay.wake
         app[PG_RELAY] = relay
+        app[REPLAY_JOBS] = ReplayJobs(
+            PostgresSource(storage.pool),
+            PostgresBook(storage.pool),
+            lambda: make_publisher(settings, metrics, name="receiver replay"),
+            metrics,
+            clock,
+        )
         task = asyncio.create_task(relay.run(), name="outbox-relay")
     else:
         log.warning("RECEIVER_AMQP_URL is not set: publishing is off, events wait in the outbox")
@@ -63,6 +73,8 @@ async def postgres_broker_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if REPLAY_JOBS in app:
+            await app[REPLAY_JOBS].close()
         if relay is not None and task is not None:
             relay.stop()
             try:

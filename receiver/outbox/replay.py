@@ -1,10 +1,11 @@
 """Replay: re-publish stored events, with their original message_id and header `x-replay: true`.
 
-Shared by `receiver replay` (on the database file, no server needed) and
-`POST /api/events/replay`: both select with a `ReplayFilter` and publish through the same
-`Publisher` as the outbox relay, in storage order. A replay does not touch the outbox columns:
-an event that was never published still goes out through the relay as well (consumers dedupe by
-message_id either way).
+Shared by `receiver replay` (on the database, no server needed) and `POST /api/events/replay`:
+both select with a `ReplayFilter` and publish through the same `Publisher` as the outbox relay,
+in storage order. What to publish comes from a `ReplaySource`: `SqliteSource` here, and
+`receiver.outbox.pg_replay.PostgresSource` with the same filter in PostgreSQL's SQL. A replay
+does not touch the outbox columns: an event that was never published still goes out through the
+relay as well (consumers dedupe by message_id either way).
 
 Filters: those of `GET /api/events` (`receiver.storage.selection`: `stream_id`, `since`/`until`
 on the event time, `received_since`/`received_until` on the arrival time, ...). An empty filter
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiosqlite
 from pydantic import ConfigDict, Field, model_validator
@@ -88,6 +89,35 @@ class ReplayProgress:
         return self.published + self.unroutable + self.failed
 
 
+class ReplaySource(Protocol):
+    """Where a replay reads the selected events: one per engine, the same answers."""
+
+    async def count(self, selection: ReplayFilter) -> int:
+        """How many stored events `selection` matches now."""
+        ...
+
+    def batches(
+        self, selection: ReplayFilter, batch_size: int
+    ) -> AsyncGenerator[Sequence[Outgoing], None]:
+        """The selected events as replay messages, in storage order, a batch at a time."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteSource:
+    """The selected events of a SQLite database, read through `conn`."""
+
+    conn: aiosqlite.Connection
+
+    async def count(self, selection: ReplayFilter) -> int:
+        return await count_matching(self.conn, selection)
+
+    def batches(
+        self, selection: ReplayFilter, batch_size: int
+    ) -> AsyncGenerator[Sequence[Outgoing], None]:
+        return matching_batches(self.conn, selection, batch_size)
+
+
 async def count_matching(conn: aiosqlite.Connection, selection: ReplayFilter) -> int:
     where, params = selection.where()
     sql = f"SELECT count(*) FROM events WHERE {where}"  # noqa: S608 - fixed fragments only
@@ -115,7 +145,7 @@ async def matching_batches(
 
 
 async def replay(
-    conn: aiosqlite.Connection,
+    source: ReplaySource,
     publisher: Publisher,
     selection: ReplayFilter,
     progress: ReplayProgress,
@@ -138,5 +168,5 @@ async def replay(
         if on_progress is not None:
             on_progress(progress)
 
-    await publisher.publish(matching_batches(conn, selection, batch_size), settled)
+    await publisher.publish(source.batches(selection, batch_size), settled)
     return progress

@@ -14,7 +14,7 @@ from receiver.logs import printable
 from receiver.outbox.broker import REPLAY_JOBS
 from receiver.outbox.publisher import BrokerUnavailable
 from receiver.outbox.replay import ReplayFilter
-from receiver.outbox.replay_jobs import ReplayBusy, ReplayJobs
+from receiver.outbox.replay_jobs import JobsUnavailable, ReplayBusy, ReplayJobs
 from receiver.web.openapi import Operation, Response, document
 from receiver.web.responses import ApiErrorBody, Resource, explain
 
@@ -59,6 +59,8 @@ async def start_replay(request: web.Request) -> web.Response:
         ) from None
     except BrokerUnavailable as exc:
         raise ApiUnavailable("broker_unavailable", str(exc)) from None
+    except JobsUnavailable as exc:
+        raise _database_unavailable(exc) from None
     location = request.app.router["replay_job"].url_for(job_id=job.id)
     return web.json_response(
         {"replay": job.as_json()}, status=202, headers={"Location": str(location)}
@@ -66,10 +68,18 @@ async def start_replay(request: web.Request) -> web.Response:
 
 
 async def replay_status(request: web.Request) -> web.Response:
-    job = _jobs(request).get(request.match_info["job_id"])
+    try:
+        job = await _jobs(request).get(request.match_info["job_id"])
+    except JobsUnavailable as exc:
+        raise _database_unavailable(exc) from None
     if job is None:
         raise ApiNotFound("replay_not_found", "no replay with this id (finished ones expire)")
-    return web.json_response({"replay": job.as_json()})
+    return web.json_response({"replay": job})
+
+
+def _database_unavailable(exc: JobsUnavailable) -> ApiUnavailable:
+    log.warning("replay request answered 503: %s", printable(str(exc)))
+    return ApiUnavailable("database_unavailable", str(exc))
 
 
 def _jobs(request: web.Request) -> ReplayJobs:
@@ -112,7 +122,9 @@ _UNAUTHORIZED = Response(
     "No `Authorization: Bearer <API token>`, or the wrong token.", ApiErrorBody
 )
 _UNAVAILABLE = Response(
-    "Publishing is off (no RECEIVER_AMQP_URL) or the broker is unreachable.", ApiErrorBody
+    "Publishing is off (no RECEIVER_AMQP_URL), the broker is unreachable, or (PostgreSQL) the "
+    "database is.",
+    ApiErrorBody,
 )
 
 

@@ -25,7 +25,7 @@ from receiver.storage.engine import is_postgres, sqlite_path
 from receiver.storage.fold_priority import FoldPriority
 from receiver.storage.fold_worker import FoldWorker
 from receiver.storage.frames import Folded
-from receiver.storage.inbox import FoldBacklog, attach_inbox, fold_backlog
+from receiver.storage.inbox import FoldBacklog, attach_inbox, fold_backlog, rejected_note
 from receiver.storage.inbox_file import prepare_inbox
 from receiver.storage.intake import INTAKE
 from receiver.storage.lock import DatabaseLock
@@ -236,10 +236,7 @@ async def check_fold(
             details["error"] = f"the fold cannot commit: {type(exc).__name__}: {exc}".strip()
             return ComponentCheck("degraded", details)
     if backlog.rejected:
-        details["error"] = (
-            f"{backlog.rejected} acknowledged callback(s) could not be stored as events; "
-            "their bodies are kept in the fold_rejects table (docs/guarantees.md)"
-        )
+        details["error"] = rejected_note(backlog.rejected)
         return ComponentCheck("degraded", details)
     return ComponentCheck("ok", details)
 

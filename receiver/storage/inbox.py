@@ -43,6 +43,14 @@ class FoldBacklog(Backlog):
     rejected: int = 0  # callbacks the database refused to store as events (fold_rejects)
 
 
+def rejected_note(count: int) -> str:
+    """What `/readyz` says while `fold_rejects` holds rows (on either engine)."""
+    return (
+        f"{count} acknowledged callback(s) could not be stored as events; "
+        "their bodies are kept in the fold_rejects table (docs/guarantees.md)"
+    )
+
+
 async def attach_inbox(conn: aiosqlite.Connection, database: Path) -> None:
     """Make the inbox file of `database` readable on `conn` (as `inbox_file`)."""
     await conn.execute(f"ATTACH DATABASE ? AS {ATTACHED}", (str(inbox_path(database)),))

@@ -1,11 +1,15 @@
-"""Replay over HTTP and from the command line: same message_ids, same bodies, `x-replay: true`."""
+"""Replay over HTTP and from the command line: same message_ids, same bodies, `x-replay: true`.
+
+Every test runs on a SQLite file and on a PostgreSQL database (`any_database`); what only
+several replicas on PostgreSQL can show is in test_pg_replay.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,24 +18,39 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from receiver.app import create_app
+from receiver.settings import Settings
+from receiver.storage.engine import Database, PostgresUrl
 from testbed.service import free_port
 from tests.conftest import ClientFactory
 from tests.support.amqp import Received, Tap
-from tests.support.helpers import (
-    eventually,
-    eventually_async,
-    payload,
-    rows,
-    signed,
-    snapshot,
-    unpublished,
-)
+from tests.support.helpers import eventually_async, payload, signed, snapshot
+from tests.support.postgres import stored_events
 from tests.support.publishing import post_all
 
 TOKEN = "api-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def make_settings(
+    make_settings: Callable[..., Settings], any_database: Database
+) -> Callable[..., Settings]:
+    """Settings on each engine in turn (`broker_settings` builds on these too)."""
+
+    def make(**overrides: Any) -> Settings:
+        return make_settings(**{"database": any_database, **overrides})
+
+    return make
+
+
+def _cli_database(database: Database) -> str:
+    return database.dsn() if isinstance(database, PostgresUrl) else str(database)
+
+
+async def _unpublished(database: Database) -> bool:
+    return not await stored_events(database, "published_at IS NULL")
 
 
 def _begin(n: int) -> dict[str, Any]:
@@ -44,7 +63,7 @@ async def published(
     broker_settings: Any,
     amqp_url: str,
     exchange_name: str,
-    database: Path,
+    any_database: Database,
 ) -> Any:
     """A running service whose 10 snapshots (streams a, b) and 3 stream_begins were delivered."""
     tap = await Tap(amqp_url, exchange_name).open()
@@ -52,7 +71,7 @@ async def published(
     await post_all(client, [snapshot("a" if n % 2 else "b", n) for n in range(10)])
     await post_all(client, [_begin(n) for n in range(3)])
     await tap.wait_for(13)
-    await eventually(lambda: unpublished(database) == 0)
+    await eventually_async(lambda: _unpublished(any_database), what="all published")
     originals = list(tap.received)
     tap.received.clear()
     try:
@@ -198,12 +217,12 @@ async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_replay_command_works_on_the_database_file(
-    published: Any, amqp_url: str, exchange_name: str, database: Path
+async def test_replay_command_works_on_the_database(
+    published: Any, amqp_url: str, exchange_name: str, any_database: Database
 ) -> None:
     _, tap, originals = published
     env = {"RECEIVER_AMQP_URL": amqp_url, "RECEIVER_AMQP_EXCHANGE": exchange_name}
-    db = ["--database", str(database)]
+    db = ["--database", _cli_database(any_database)]
 
     code, out, err = await _cli("--stream", "a", "--dry-run", *db, env=env)
     assert code == 0, err
@@ -215,7 +234,7 @@ async def test_replay_command_works_on_the_database_file(
     assert "replay: 5/5 events (100%)" in err  # progress
     assert "guest:guest" not in out + err  # the URL is shown masked
     replayed = await tap.wait_for(5)
-    expected = [r["id"] for r in rows(database, "stream_id = 'a'")]
+    expected = [r["id"] for r in await stored_events(any_database, "stream_id = 'a'")]
     assert [m.message_id for m in replayed] == expected
     _check_replayed(replayed, originals)
 
@@ -224,17 +243,22 @@ async def test_replay_command_works_on_the_database_file(
     assert "replayed 13 events" in out
 
 
-async def test_replay_command_refuses_bad_options(database: Path, amqp_url: str) -> None:
+async def test_replay_command_refuses_bad_options(any_database: Database, amqp_url: str) -> None:
     env = {"RECEIVER_AMQP_URL": amqp_url}
-    code, _, err = await _cli("--database", str(database), env=env)
+    db = ["--database", _cli_database(any_database)]
+    code, _, err = await _cli(*db, env=env)
     assert code == 2
     assert "no filter given" in err
-    code, _, err = await _cli("--kind", "nope", "--database", str(database), env=env)
+    code, _, err = await _cli("--kind", "nope", *db, env=env)
     assert code == 2
     assert "unknown kind 'nope'" in err
-    code, _, err = await _cli("--all", "--database", str(database), env={})
+    code, _, err = await _cli("--all", *db, env={})
     assert code == 2
     assert "RECEIVER_AMQP_URL is not set" in err
-    code, _, err = await _cli("--all", "--database", str(database), env=env)
-    assert code == 2
-    assert "no database" in err
+    code, _, err = await _cli("--all", *db, env=env)
+    if isinstance(any_database, PostgresUrl):  # a database nothing was ever stored in
+        assert code == 1
+        assert "run `receiver migrate`" in err
+    else:
+        assert code == 2
+        assert "no database" in err

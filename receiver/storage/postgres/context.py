@@ -22,12 +22,14 @@ from receiver.errors import StartupRefused
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.storage.engine import PostgresUrl
+from receiver.storage.inbox import rejected_note
 from receiver.storage.intake import INTAKE
 from receiver.storage.migrations import Migration
 from receiver.storage.partitions import PARTITIONS
 from receiver.storage.postgres.intake import PostgresIntake
 from receiver.storage.postgres.migrations import apply_migrations
 from receiver.storage.postgres.pool import acquire, bounded, describe_error, open_pool, release
+from receiver.storage.postgres.rejects import COUNT_REJECTED
 
 if TYPE_CHECKING:
     import asyncpg
@@ -131,7 +133,8 @@ def _register_gauges(app: web.Application, storage: PostgresStorage) -> None:
 
 async def check_database(storage: PostgresStorage, now: float) -> ComponentCheck:
     """Commit a heartbeat through the pool: the proof that events can be committed now; `fail`
-    also while recent event commits failed (`CommitHealth`), even if this one went through."""
+    also while recent event commits failed (`CommitHealth`), even if this one went through;
+    `degraded` while `fold_rejects` holds callbacks the database refused (`rejects`)."""
     pool, intake = storage.pool, storage.intake
     last = intake.stats.last_commit_at
     details: dict[str, Any] = {
@@ -151,6 +154,8 @@ async def check_database(storage: PostgresStorage, now: float) -> ComponentCheck
         conn = await acquire(pool, PROBE_TIMEOUT_SECONDS)
         try:
             await bounded(conn, PROBE_TIMEOUT_SECONDS, conn.execute(_HEARTBEAT, repr(now)))
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+            rejected = await bounded(conn, PROBE_TIMEOUT_SECONDS, conn.fetchval(COUNT_REJECTED))
         finally:
             await release(pool, conn, PROBE_TIMEOUT_SECONDS)
     except Exception as exc:
@@ -158,5 +163,7 @@ async def check_database(storage: PostgresStorage, now: float) -> ComponentCheck
     problem = intake.health.problem()
     if problem is not None:
         return ComponentCheck("fail", {**details, "writable": False, "error": problem})
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-    return ComponentCheck("ok", {**details, "writable": True, "commit_ms": elapsed_ms})
+    details |= {"writable": True, "commit_ms": elapsed_ms, "rejected": rejected}
+    if rejected:  # as SQLite's `fold` reports them: kept, not lost, but someone must look
+        return ComponentCheck("degraded", {**details, "error": rejected_note(rejected)})
+    return ComponentCheck("ok", details)

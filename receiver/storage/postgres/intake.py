@@ -31,8 +31,8 @@ batch with `CommitFailed`: 503, CSS retries, and a commit that did go through be
 makes the retry a duplicate. Never 200 for an uncommitted event. The pool reconnects on the next
 batch, so the service recovers by itself once the server is back. When the database refuses a
 row itself (a data error or a constraint, `refuses_a_row`), the batch is stored again one
-callback at a time, so only that callback is answered 503 (SQLite's fold would keep it in
-`fold_rejects`; PostgreSQL has no such table yet: docs/scaling.md).
+callback at a time; the one refused is kept verbatim in `fold_rejects` (`rejects`, as SQLite's
+fold does) and answered 200 once that row committed, 503 if even that fails.
 """
 
 from __future__ import annotations
@@ -46,12 +46,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from receiver.errors import CommitFailed, StorageUnavailable
+from receiver.events.kinds import kind_of
+from receiver.logs import printable
 from receiver.metrics import Metrics
 from receiver.storage.commit_health import CommitHealth
 from receiver.storage.fold import InboxRow, KindCounts, prepare_event
 from receiver.storage.ids import EventIds
 from receiver.storage.partitions import partition_of
 from receiver.storage.postgres.pool import acquire, bounded, describe_error, release, usable
+from receiver.storage.postgres.rejects import keep_rejected
 
 if TYPE_CHECKING:
     import asyncpg
@@ -118,6 +121,7 @@ class IntakeStats:
     stored: int = 0
     duplicates: int = 0
     failures: int = 0
+    rejected: int = 0  # refused by the database, kept in fold_rejects (`rejects`)
     largest_batch: int = 0
     last_commit_at: float | None = None  # unix seconds of the last successful commit
 
@@ -225,14 +229,15 @@ class PostgresIntake:
         except Exception as exc:
             error = describe_error(exc)
             if refuses_a_row(exc):
-                if len(unique) > 1:
+                if len(batch) > 1:
                     # One row must not fail the others: store them one by one.
                     log.warning("PostgreSQL refused a batch of %d (%s); storing one by one",
                                 len(batch), error)  # fmt: skip
                     for waiting in batch:
                         await self._store([waiting])
                     return
-                log.error("PostgreSQL refuses callback %s: %s", batch[0].row.id, error)
+                if await self._keep_rejected(batch[0], error):
+                    return
             else:
                 log.error("could not commit %d callbacks to PostgreSQL: %s", len(batch), error)
                 self.health.failed(error)
@@ -261,6 +266,30 @@ class PostgresIntake:
             stats.stored += c.stored
             stats.duplicates += c.duplicates
             self._metrics.folded(kind, c.stored, c.duplicates, c.schema_errors, 0)
+
+    async def _keep_rejected(self, waiting: _Waiting, error: str) -> bool:
+        """Keep a callback the database refuses in `fold_rejects` and answer it 200 (module
+        doc); False, and nothing answered, if that row did not commit either."""
+        row = waiting.row
+        try:
+            conn = await acquire(self._pool, self._commit_timeout)
+            try:
+                work = keep_rejected(conn, row, error, self._clock())
+                await bounded(conn, self._commit_timeout, work)
+            finally:
+                await release(self._pool, conn, self._commit_timeout)
+        except Exception as again:
+            log.error("PostgreSQL refuses callback %s (%s), and keeping it in fold_rejects "
+                      "failed too: %s", row.id, printable(error),
+                      printable(describe_error(again)))  # fmt: skip
+            return False
+        log.error("PostgreSQL refuses callback %s (%s); kept in fold_rejects", row.id,
+                  printable(error))  # fmt: skip
+        self.stats.rejected += 1
+        self._metrics.folded(kind_of(row.event_type), 0, 0, 0, 1)
+        if not waiting.future.done():
+            waiting.future.set_result(row.id)
+        return True
 
     async def _commit(self, columns: list[list[Any]]) -> dict[tuple[int, str], str]:
         """One transaction on the intake's own connection, bounded by the commit timeout (a
