@@ -4,9 +4,10 @@ The record is a `resume` row of `moderation_actions` and, once Tencent answered,
 `moderation_action` event, written by the same code the fold process runs
 (`receiver.moderation.book`). The command writes them itself, in two short transactions (before
 the call: `calling`; after: `done`/`failed` with the event): SQLite serialises them with the
-running service's fold, so it works whether `serve` runs or not. A resume interrupted before
-its answer stays `calling` (the service's executor leaves resumes to this command): run it
-again, which is harmless.
+running service's fold, so it works whether `serve` runs or not. On PostgreSQL it writes the
+same two transactions through the same statements (`receiver.moderation.pg_book`). A resume
+interrupted before its answer stays `calling` (the service's executor leaves resumes to this
+command): run it again, which is harmless.
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ from receiver.cli.common import (
     load_credentials,
     load_settings,
 )
-from receiver.cli.readonly import CommandError, open_readonly
+from receiver.cli.readonly import CommandError, open_postgres, open_readonly
 from receiver.moderation.book import ActionBook, ActionMark
+from receiver.moderation.pg_book import PgActionBook
 from receiver.moderation.policy import ModerationPolicy
 from receiver.settings import Settings, check_app_name, check_domain
 from receiver.storage.connect import open_for_writing
-from receiver.storage.engine import sqlite_path
+from receiver.storage.engine import PostgresUrl, sqlite_path
 from receiver.storage.ids import EventIds
+from receiver.storage.postgres.intake import store_rows
+from receiver.storage.postgres.placeholders import numbered
 from receiver.tencent.client import TencentClient
 from receiver.tencent.control import StreamControl
 from receiver.tencent.credentials import TencentCredentials
@@ -79,8 +83,15 @@ def run_resume(args: argparse.Namespace) -> int:
         print("receiver tencent resume: the stream name is empty", file=sys.stderr)
         return 2
     credentials = load_credentials()
+    database = settings.database
     try:
-        asyncio.run(_check_database(sqlite_path(settings.database, "receiver tencent resume")))
+        if isinstance(database, PostgresUrl):
+            return asyncio.run(
+                _resume_postgres(
+                    database, settings, credentials, domain, app, args.stream, args.reason
+                )
+            )
+        asyncio.run(_check_database(database))
     except CommandError as exc:
         print(f"receiver tencent resume: {exc}", file=sys.stderr)
         return exc.code
@@ -105,28 +116,59 @@ async def _resume(
     book = ActionBook(ModerationPolicy())
     try:
         action = _record(conn, domain, app, stream, reason)
-        async with aiohttp.ClientSession() as session:
-            client = TencentClient(
-                session,
-                credentials,
-                endpoint=settings.tencent_endpoint,
-                timeout_seconds=settings.tencent_timeout_seconds,
-                retry=client_retry(settings),
-                limits=ActionLimits(share=settings.tencent_rate_share),
-            )
-            try:
-                answer = await StreamControl(client).resume(domain, app, stream)
-            except TencentError as exc:
-                state, result, code = "failed", _error(exc), 1
-                print(f"error: {exc}", file=sys.stderr)
-            else:
-                state, result, code = "done", {"request_id": answer.get("RequestId")}, 0
-                print(f"resumed {domain}/{app}/{stream} (RequestId {answer.get('RequestId')})")
+        state, result, code = await _call(settings, credentials, domain, app, stream)
         mark = ActionMark(action, state, time.time(), orjson.dumps(result).decode())
         _apply(conn, book, mark)
         return code
     finally:
         conn.close()
+
+
+async def _resume_postgres(
+    url: PostgresUrl,
+    settings: Settings,
+    credentials: TencentCredentials,
+    domain: str,
+    app: str,
+    stream: str,
+    reason: str | None,
+) -> int:
+    """The same two transactions on PostgreSQL; the published event is stored like any other
+    (`store_events`: its partition's lock and order)."""
+    async with open_postgres(url) as pool:
+        action_id = EventIds().new()
+        now = time.time()
+        action = await pool.fetchval(
+            numbered(_RECORD) + " RETURNING id",
+            action_id, domain, app, stream, f"resume:{action_id}", reason, now, now,
+        )  # fmt: skip
+        state, result, code = await _call(settings, credentials, domain, app, stream)
+        mark = ActionMark(action, state, time.time(), orjson.dumps(result).decode())
+        async with pool.acquire() as conn:
+            await PgActionBook(ModerationPolicy()).apply(conn, mark, store_rows)
+        return code
+
+
+async def _call(
+    settings: Settings, credentials: TencentCredentials, domain: str, app: str, stream: str
+) -> tuple[str, dict[str, object], int]:
+    """ResumeLiveStream; the state, result and exit code to record."""
+    async with aiohttp.ClientSession() as session:
+        client = TencentClient(
+            session,
+            credentials,
+            endpoint=settings.tencent_endpoint,
+            timeout_seconds=settings.tencent_timeout_seconds,
+            retry=client_retry(settings),
+            limits=ActionLimits(share=settings.tencent_rate_share),
+        )
+        try:
+            answer = await StreamControl(client).resume(domain, app, stream)
+        except TencentError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return "failed", _error(exc), 1
+    print(f"resumed {domain}/{app}/{stream} (RequestId {answer.get('RequestId')})")
+    return "done", {"request_id": answer.get("RequestId")}, 0
 
 
 def _record(
