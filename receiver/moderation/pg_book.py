@@ -66,6 +66,8 @@ _INSERT: Final = numbered(
 _SESSION: Final = numbered(SESSION)
 _CONFIRM: Final = numbered(CONFIRM)
 _ROW: Final = numbered(ROW)
+_STREAM: Final = "SELECT stream_id FROM moderation_actions WHERE id = $1"
+_LOCK_PARTITION: Final = "SELECT 1 FROM ingest_partitions WHERE partition = $1 FOR UPDATE"
 # Where the intake's columns hold the event type and the body (`event_row` layout, shifted by
 # the partition column in front).
 _TYPE: Final = 2
@@ -154,9 +156,17 @@ class PgActionBook:
         """Record an executor's report in one transaction; whether it changed the action (a
         finished action is never moved)."""
         sql, params = mark_sql(mark)
+        finished = mark.state in ("done", "failed")
         async with conn.transaction():
+            if finished:
+                # Its event is stored under its stream's partition lock; take that lock before
+                # the action's row, as a store does (the partition first, then what it holds),
+                # or a store recording another hit of the stream would wait for this action's
+                # row while this waits for its partition: a deadlock.
+                stream = await conn.fetchval(_STREAM, mark.action)
+                await conn.execute(_LOCK_PARTITION, partition_of(stream or ""))
             changed = _count(await conn.execute(numbered(sql), *params)) == 1
-            if changed and mark.state in ("done", "failed"):
+            if changed and finished:
                 await self.publish(conn, mark.action, store_rows)
         return changed
 

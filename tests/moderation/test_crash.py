@@ -73,7 +73,10 @@ async def test_killed_between_record_and_call_calls_once_after_restart(
     await asyncio.to_thread(service.start)
     await eventually(lambda: finished(database, 1), what="the action after the restart")
     (action,) = actions(database)
-    print("\n--- action log: kill -9 between record and call ---\n" + action_log(database, streams))
+    print(
+        "\n--- action log: kill -9 between record and call ---\n"
+        + action_log(actions(database), streams)
+    )
     assert streams.count("ForbidLiveStream") == 1
     assert streams.count("DescribeLiveForbidStreamList") == 1  # looked before calling again
     assert action["state"] == "done" and result(action)["request_id"]
@@ -97,7 +100,7 @@ async def test_killed_before_any_call_is_called_once_after_restart(
     service.env["RECEIVER_TENCENT_ENDPOINT"] = streams.fake.url
     await asyncio.to_thread(service.start)
     await eventually(lambda: finished(database, 1), what="the action after the restart")
-    print("\n--- action log: kill -9 while pending ---\n" + action_log(database, streams))
+    print("\n--- action log: kill -9 while pending ---\n" + action_log(actions(database), streams))
     assert streams.count("ForbidLiveStream") == 1
     assert actions(database)[0]["state"] == "done"
 
@@ -117,7 +120,7 @@ async def test_killed_after_the_call_is_not_called_again(
     await asyncio.to_thread(service.start)
     await eventually(lambda: finished(database, 1), what="the action after the restart")
     (action,) = actions(database)
-    print("\n--- action log: kill -9 after the call ---\n" + action_log(database, streams))
+    print("\n--- action log: kill -9 after the call ---\n" + action_log(actions(database), streams))
     assert streams.count("ForbidLiveStream") == 1  # not repeated
     assert action["state"] == "done"
     assert result(action) == {
