@@ -1,13 +1,18 @@
-"""`receiver streams quality ID` and `receiver tencent audience` against the fake CSS API."""
+"""`receiver streams quality ID` (on both engines) and `receiver tencent audience` against the
+fake CSS API."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.storage.engine import Database
 from tests.conftest import ClientFactory, TencentCli
 from tests.support.css import push_begin
 from tests.support.fake_tencent_monitoring import AudiencePoint, FakeStreams, PushPoint
@@ -15,6 +20,22 @@ from tests.support.helpers import post
 
 NOW = int(time.time())
 LAST = (NOW // 300) * 300 - 600
+
+
+@pytest.fixture
+def database(any_database: Database) -> Database:
+    """The service and the command on the same database, on each engine."""
+    return any_database
+
+
+@pytest.fixture
+def make_settings(
+    make_settings: Callable[..., Settings], any_database: Database
+) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        return make_settings(**{"database": any_database, **overrides})
+
+    return make
 
 
 async def test_streams_quality(

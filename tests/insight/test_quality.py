@@ -1,6 +1,6 @@
-"""`GET /api/streams/{stream_id}/quality` against the fake's DescribeStreamPushInfoList: the
-answer matches its data, a busy page costs one call, throttling or an unreachable Tencent gives
-the cached answer (stale, with the reason) or 503 with the reason, never a 500."""
+"""`GET /api/streams/{stream_id}/quality` against the fake's DescribeStreamPushInfoList, on both
+engines: the answer matches its data, a busy page costs one call, throttling or an unreachable
+Tencent gives the cached answer (stale, with the reason) or 503 with the reason, never a 500."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from receiver.app import create_app
 from receiver.insight.cache import AnswerCache
 from receiver.insight.views import INSIGHT
 from receiver.settings import Settings
+from receiver.storage.engine import Database
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.monitoring import BEIJING
 from testbed.service import free_port
@@ -26,6 +29,18 @@ from tests.support.tencent_helpers import credentials, instant
 
 NOW = int(time.time())
 BEGIN = NOW - 600
+
+
+@pytest.fixture
+def make_settings(
+    make_settings: Callable[..., Settings], any_database: Database
+) -> Callable[..., Settings]:
+    """Every test here on both engines (the session is read from the history tables)."""
+
+    def make(**overrides: Any) -> Settings:
+        return make_settings(**{"database": any_database, **overrides})
+
+    return make
 
 
 async def app_client(
