@@ -45,11 +45,9 @@ from receiver.insight.quality import (
 )
 from receiver.settings import Settings
 from receiver.storage.engine import PostgresUrl
-from receiver.tencent.client import TencentClient
 from receiver.tencent.errors import TencentError
-from receiver.tencent.limits import ActionLimits
 from receiver.tencent.monitoring import Monitoring
-from receiver.tencent.wiring import client_retry
+from receiver.tencent.wiring import command_client
 
 T = TypeVar("T")
 
@@ -182,15 +180,7 @@ def _run(command: str, settings: Settings, work: Callable[[Monitoring], Awaitabl
 
     async def main() -> T:
         async with aiohttp.ClientSession() as session:
-            client = TencentClient(
-                session,
-                credentials,
-                endpoint=settings.tencent_endpoint,
-                timeout_seconds=settings.tencent_timeout_seconds,
-                retry=client_retry(settings),
-                limits=ActionLimits(share=settings.tencent_rate_share),
-            )
-            return await work(Monitoring(client))
+            return await work(Monitoring(command_client(session, settings, credentials)))
 
     try:
         return asyncio.run(main())

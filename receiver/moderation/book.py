@@ -18,6 +18,9 @@ Three moments write it, each inside a transaction the fold process commits anywa
 The published event is an ordinary row of `events` (event_type -1, kind `moderation_action`),
 so the outbox relay publishes it in storage order with the callbacks, at least once, with its
 id as `message_id`.
+
+PostgreSQL has no fold: `receiver.moderation.pg_book` does the same there, with the same
+decisions and statements from this module (`reaction`, `planned`, `MARKS`, `CONFIRM`, ...).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ from receiver.tencent.errors import TencentApiError, TencentError
 log = logging.getLogger("receiver.moderation")
 
 BATCH: Final = 50
-# With nothing to do, look this often anyway (the fold also wakes the executor).
+# With nothing to do, look this often anyway (the fold, or on PostgreSQL this replica's intake,
+# wakes the executor; another replica's hits are found by this look).
 IDLE_SECONDS: Final = 1.0
 # After a failure that changed nothing: wait before trying that action again.
 RETRY_DELAYS: Final = (1.0, 5.0, 15.0, 60.0, 300.0)

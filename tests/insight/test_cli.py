@@ -6,36 +6,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
-
-import pytest
 
 from receiver.app import create_app
 from receiver.settings import Settings
-from receiver.storage.engine import Database
 from tests.conftest import ClientFactory, TencentCli
+from tests.support import engines
 from tests.support.css import push_begin
 from tests.support.fake_tencent_monitoring import AudiencePoint, FakeStreams, PushPoint
 from tests.support.helpers import post
 
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
+
 NOW = int(time.time())
 LAST = (NOW // 300) * 300 - 600
-
-
-@pytest.fixture
-def database(any_database: Database) -> Database:
-    """The service and the command on the same database, on each engine."""
-    return any_database
-
-
-@pytest.fixture
-def make_settings(
-    make_settings: Callable[..., Settings], any_database: Database
-) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        return make_settings(**{"database": any_database, **overrides})
-
-    return make
 
 
 async def test_streams_quality(

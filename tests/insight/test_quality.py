@@ -11,36 +11,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from receiver.app import create_app
 from receiver.insight.cache import AnswerCache
 from receiver.insight.views import INSIGHT
 from receiver.settings import Settings
-from receiver.storage.engine import Database
 from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.monitoring import BEIJING
 from testbed.service import free_port
 from tests.conftest import ClientFactory
+from tests.support import engines
 from tests.support.css import DOMAIN, push_begin, stream_end
 from tests.support.fake_tencent_monitoring import FakeStreams, PushPoint
 from tests.support.helpers import AUTH, get, post
 from tests.support.tencent_helpers import credentials, instant
 
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
+
 NOW = int(time.time())
 BEGIN = NOW - 600
-
-
-@pytest.fixture
-def make_settings(
-    make_settings: Callable[..., Settings], any_database: Database
-) -> Callable[..., Settings]:
-    """Every test here on both engines (the session is read from the history tables)."""
-
-    def make(**overrides: Any) -> Settings:
-        return make_settings(**{"database": any_database, **overrides})
-
-    return make
 
 
 async def app_client(

@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 
+from receiver.app import create_app
+from receiver.settings import Settings
 from receiver.storage.engine import Database, PostgresUrl
+from receiver.tencent.autoregister import TencentSetup
 from tests.support.fake_tencent import FakeTencent
 from tests.support.fake_tencent_monitoring import FakeStreams
 from tests.support.postgres import fetch
+from tests.support.tencent_helpers import credentials, instant
 
 FINAL = ("done", "failed", "dry_run")
 
@@ -75,3 +80,17 @@ def action_log(found: list[dict[str, Any]], streams: FakeStreams | None = None) 
 
 def new_streams() -> FakeStreams:
     return FakeStreams(FakeTencent())
+
+
+async def moderated(
+    aiohttp_client: Callable[..., Awaitable[Any]],
+    make_settings: Callable[..., Settings],
+    streams: FakeStreams,
+    **overrides: Any,
+) -> Any:
+    """A client of the real app with a forbid policy calling the fake (settings: `overrides`)."""
+    settings = make_settings(
+        **{"moderation_action": "forbid", "tencent_endpoint": streams.fake.url, **overrides}
+    )
+    setup = TencentSetup(credentials(), client_retry=instant())
+    return await aiohttp_client(create_app(settings, tencent=setup))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 import pytest
@@ -14,50 +13,22 @@ import pytest
 from receiver.app import create_app
 from receiver.settings import Settings
 from receiver.storage.engine import Database
-from receiver.tencent.autoregister import TencentSetup
 from tests.conftest import ClientFactory
-from tests.moderation.support import action_log, all_finished, result, stored_actions
+from tests.moderation.support import action_log, all_finished, moderated, result, stored_actions
+from tests.support import engines
 from tests.support.css import APP, DOMAIN, porn, push_begin, stream_end
 from tests.support.fake_tencent_monitoring import FakeStreams
 from tests.support.helpers import eventually_async, get, post
 from tests.support.postgres import stored_events
-from tests.support.tencent_helpers import credentials, instant
+
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
 
 T0 = int(time.time()) - 600
 
 
-@pytest.fixture
-def make_settings(
-    make_settings: Callable[..., Settings], any_database: Database
-) -> Callable[..., Settings]:
-    """Every test here on both engines."""
-
-    def make(**overrides: Any) -> Settings:
-        return make_settings(**{"database": any_database, **overrides})
-
-    return make
-
-
-@pytest.fixture
-def database(any_database: Database) -> Database:
-    return any_database
-
-
 async def finished(database: Database, count: int, within: float = 30.0, what: str = "") -> None:
     await eventually_async(lambda: all_finished(database, count), within=within, what=what)
-
-
-async def moderated(
-    aiohttp_client: ClientFactory,
-    make_settings: Callable[..., Settings],
-    streams: FakeStreams,
-    **overrides: Any,
-) -> Any:
-    settings = make_settings(
-        **{"moderation_action": "forbid", "tencent_endpoint": streams.fake.url, **overrides}
-    )
-    setup = TencentSetup(credentials(), client_retry=instant())
-    return await aiohttp_client(create_app(settings, tencent=setup))
 
 
 async def test_one_forbid_per_push_session(

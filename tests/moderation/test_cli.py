@@ -7,38 +7,24 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
-import pytest
 
 from receiver.app import create_app
 from receiver.settings import Settings
 from receiver.storage.engine import Database, PostgresUrl
 from tests.conftest import ClientFactory, TencentCli
 from tests.moderation.support import action_log, result, stored_actions
+from tests.support import engines
 from tests.support.css import DOMAIN, porn, push_begin
 from tests.support.fake_tencent_monitoring import FakeStreams
 from tests.support.helpers import post
 from tests.support.postgres import stored_events
 
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
+
 T0 = int(time.time()) - 600
-
-
-@pytest.fixture
-def database(any_database: Database) -> Database:
-    """Every test here on both engines (the service and the commands on the same database)."""
-    return any_database
-
-
-@pytest.fixture
-def make_settings(
-    make_settings: Callable[..., Settings], any_database: Database
-) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        return make_settings(**{"database": any_database, **overrides})
-
-    return make
 
 
 async def test_actions_lists_what_the_policy_did(

@@ -17,19 +17,16 @@ import pytest
 from receiver.storage.engine import Database, PostgresUrl
 from testbed.service import ServiceProcess, free_port
 from tests.moderation.support import action_log, all_finished, result, stored_actions
+from tests.support import engines
 from tests.support.css import porn, push_begin
 from tests.support.fake_tencent import SECRET_ID, SECRET_KEY
 from tests.support.fake_tencent_monitoring import FakeStreams
 from tests.support.helpers import API_TOKEN, KEY, eventually, eventually_async, signed
 
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
+
 T0 = int(time.time()) - 600
-
-
-@pytest.fixture
-def database(any_database: Database) -> Database:
-    """Each test on both engines: on PostgreSQL the restarted replica takes the dead one's
-    action over once its lease ran out (receiver.moderation.claims)."""
-    return any_database
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
-
-import pytest
 
 from receiver.app import create_app
 from receiver.settings import Settings
@@ -15,6 +12,7 @@ from receiver.storage.engine import Database
 from receiver.tencent.autoregister import TencentSetup
 from tests.conftest import ClientFactory
 from tests.moderation.support import action_log, stored_actions
+from tests.support import engines
 from tests.support.amqp import Tap
 from tests.support.css import porn, push_begin
 from tests.support.fake_tencent_monitoring import FakeStreams
@@ -22,24 +20,10 @@ from tests.support.helpers import AUTH, get, post
 from tests.support.postgres import stored_events
 from tests.support.tencent_helpers import credentials, instant
 
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
+
 T0 = int(time.time()) - 600
-
-
-@pytest.fixture
-def make_settings(
-    make_settings: Callable[..., Settings], any_database: Database
-) -> Callable[..., Settings]:
-    """Every test here on both engines."""
-
-    def make(**overrides: Any) -> Settings:
-        return make_settings(**{"database": any_database, **overrides})
-
-    return make
-
-
-@pytest.fixture
-def database(any_database: Database) -> Database:
-    return any_database
 
 
 async def test_dry_run_records_and_publishes_without_calling(

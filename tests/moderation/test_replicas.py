@@ -7,11 +7,9 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
-from receiver.app import create_app
 from receiver.moderation.claims import PgActions
 from receiver.moderation.executor import ActionExecutor
 from receiver.moderation.pg_book import PgActionBook
@@ -21,11 +19,10 @@ from receiver.settings import Settings
 from receiver.storage.engine import PostgresUrl
 from receiver.storage.postgres.context import prepare_postgres
 from receiver.storage.postgres.intake import store_rows
-from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.client import TencentClient
 from receiver.tencent.control import StreamControl
 from tests.conftest import ClientFactory
-from tests.moderation.support import action_log, all_finished, result, stored_actions
+from tests.moderation.support import action_log, all_finished, moderated, result, stored_actions
 from tests.support.css import DOMAIN, porn, push_begin
 from tests.support.fake_tencent_monitoring import FakeStreams
 from tests.support.helpers import eventually, eventually_async, post
@@ -36,14 +33,6 @@ T0 = int(time.time()) - 600
 STREAMS = [f"rep{n}" for n in range(8)]
 
 
-async def replica(
-    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], url: str, fake: str
-) -> Any:
-    settings = make_settings(database=url, moderation_action="forbid", tencent_endpoint=fake)
-    setup = TencentSetup(credentials(), client_retry=instant())
-    return await aiohttp_client(create_app(settings, tencent=setup))
-
-
 async def test_two_replicas_call_once_per_hit(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
@@ -51,8 +40,8 @@ async def test_two_replicas_call_once_per_hit(
     pg_url: str,
 ) -> None:
     database = PostgresUrl(pg_url)
-    a = await replica(aiohttp_client, make_settings, pg_url, streams.fake.url)
-    b = await replica(aiohttp_client, make_settings, pg_url, streams.fake.url)
+    a = await moderated(aiohttp_client, make_settings, streams, database=pg_url)
+    b = await moderated(aiohttp_client, make_settings, streams, database=pg_url)
     streams.hold_before = {"ForbidLiveStream"}  # calls wait at Tencent's door meanwhile
     for name in STREAMS:
         hit = porn(name, T0 + 10)
