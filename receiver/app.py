@@ -81,13 +81,11 @@ def create_app(
             "reconciliation (RECEIVER_TENCENT_RECONCILE_INTERVAL) needs Tencent Cloud API "
             "credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
         )
-    if is_postgres(settings.database) and (
-        reconciling or settings.tencent_backup_region or settings.moderation_action != "none"
-    ):
+    if is_postgres(settings.database) and (reconciling or settings.tencent_backup_region):
         raise ValueError(
-            "reconciliation, backup-stream roles and moderation actions work on SQLite only so "
-            "far: unset RECEIVER_TENCENT_RECONCILE_INTERVAL, RECEIVER_TENCENT_BACKUP_REGION and "
-            "RECEIVER_MODERATION_ACTION, or use a SQLite database (docs/scaling.md)"
+            "reconciliation and backup-stream roles work on SQLite only so far: unset "
+            "RECEIVER_TENCENT_RECONCILE_INTERVAL and RECEIVER_TENCENT_BACKUP_REGION, or use a "
+            "SQLite database (docs/scaling.md)"
         )
     if moderation_calls_api(settings) and tencent is None:
         raise ValueError(

@@ -226,7 +226,7 @@ TencentCli = Callable[..., Coroutine[Any, Any, tuple[int, str, str]]]
 @pytest.fixture
 def tencent_cli(
     streams: FakeStreams,
-    database: Path,
+    database: Database,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> TencentCli:
@@ -235,7 +235,9 @@ def tencent_cli(
     monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
     monkeypatch.setenv("RECEIVER_TENCENT_ENDPOINT", streams.fake.url)
     monkeypatch.setenv("RECEIVER_TENCENT_RETRY_BASE_SECONDS", "0")
-    monkeypatch.setenv("RECEIVER_DATABASE", str(database))
+    monkeypatch.setenv(
+        "RECEIVER_DATABASE", database.dsn() if isinstance(database, PostgresUrl) else str(database)
+    )
 
     async def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()

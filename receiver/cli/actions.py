@@ -1,4 +1,5 @@
-"""`receiver actions`: the moderation actions from the database file, as a table or JSON lines.
+"""`receiver actions`: the moderation actions from the database (SQLite or PostgreSQL), as a
+table or JSON lines.
 
 The filters are the query parameters of `GET /api/actions`, validated by the same model
 (`receiver.moderation.listing`).
@@ -8,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import aiosqlite
 
 from receiver.cli.common import add_database_option
 from receiver.cli.listing import Listing, add_listing_options, run_listing
 from receiver.cli.table import when
-from receiver.errors import StartupRefused
 from receiver.history.sql import Page
-from receiver.moderation.listing import Action, ActionQuery, list_actions
+from receiver.moderation.listing import Action, ActionQuery, list_actions, pg_list_actions
+
+if TYPE_CHECKING:
+    import asyncpg
 
 _FILTERS = ("domain", "app_name", "stream_id", "action", "state", "since", "until")
 
@@ -76,11 +79,11 @@ def _row(action: Action) -> tuple[str, ...]:
     )
 
 
-async def _fetch_postgres(pool: Any, query: ActionQuery, limit: int | None) -> Page[Action]:
-    """Moderation actions are recorded by the SQLite fold so far (issue 14's next step)."""
-    raise StartupRefused(
-        "receiver actions works on SQLite only so far; RECEIVER_DATABASE names PostgreSQL"
-    )
+async def _fetch_postgres(
+    pool: asyncpg.Pool[Any], query: ActionQuery, after: int | None
+) -> Page[Action]:
+    items, last = await pg_list_actions(pool, query, after, time.time())
+    return Page(items, None if last is None else (last,))
 
 
 ACTIONS: Listing[ActionQuery, Action] = Listing(

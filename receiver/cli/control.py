@@ -4,9 +4,10 @@ The record is a `resume` row of `moderation_actions` and, once Tencent answered,
 `moderation_action` event, written by the same code the fold process runs
 (`receiver.moderation.book`). The command writes them itself, in two short transactions (before
 the call: `calling`; after: `done`/`failed` with the event): SQLite serialises them with the
-running service's fold, so it works whether `serve` runs or not. A resume interrupted before
-its answer stays `calling` (the service's executor leaves resumes to this command): run it
-again, which is harmless.
+running service's fold, so it works whether `serve` runs or not. On PostgreSQL it writes the
+same two transactions through the same statements (`receiver.moderation.pg_book`). A resume
+interrupted before its answer stays `calling` (the service's executor leaves resumes to this
+command): run it again, which is harmless.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import orjson
@@ -29,19 +31,20 @@ from receiver.cli.common import (
     load_credentials,
     load_settings,
 )
-from receiver.cli.readonly import CommandError, open_readonly
+from receiver.cli.readonly import CommandError, open_postgres, open_readonly
 from receiver.moderation.book import ActionBook, ActionMark
+from receiver.moderation.pg_book import PgActionBook
 from receiver.moderation.policy import ModerationPolicy
 from receiver.settings import Settings, check_app_name, check_domain
 from receiver.storage.connect import open_for_writing
-from receiver.storage.engine import sqlite_path
+from receiver.storage.engine import PostgresUrl, sqlite_path
 from receiver.storage.ids import EventIds
-from receiver.tencent.client import TencentClient
+from receiver.storage.postgres.intake import store_rows
+from receiver.storage.postgres.placeholders import numbered
 from receiver.tencent.control import StreamControl
 from receiver.tencent.credentials import TencentCredentials
 from receiver.tencent.errors import TencentApiError, TencentError
-from receiver.tencent.limits import ActionLimits
-from receiver.tencent.wiring import client_retry
+from receiver.tencent.wiring import command_client
 
 _RECORD = (
     "INSERT INTO moderation_actions (action_id, action, domain, app_name, stream_id,"
@@ -79,12 +82,25 @@ def run_resume(args: argparse.Namespace) -> int:
         print("receiver tencent resume: the stream name is empty", file=sys.stderr)
         return 2
     credentials = load_credentials()
+    target = Target(domain, app, args.stream, args.reason)
+    database = settings.database
     try:
-        asyncio.run(_check_database(sqlite_path(settings.database, "receiver tencent resume")))
+        if isinstance(database, PostgresUrl):
+            return asyncio.run(_resume_postgres(database, settings, credentials, target))
+        asyncio.run(_check_database(database))
     except CommandError as exc:
         print(f"receiver tencent resume: {exc}", file=sys.stderr)
         return exc.code
-    return asyncio.run(_resume(settings, credentials, domain, app, args.stream, args.reason))
+    return asyncio.run(_resume(settings, credentials, target))
+
+
+class Target(NamedTuple):
+    """The stream to resume, and the note kept with the record."""
+
+    domain: str
+    app: str
+    stream: str
+    reason: str | None
 
 
 async def _check_database(database: Path) -> None:
@@ -92,52 +108,63 @@ async def _check_database(database: Path) -> None:
         pass  # exists and has every migration: the record can be written
 
 
-async def _resume(
-    settings: Settings,
-    credentials: TencentCredentials,
-    domain: str,
-    app: str,
-    stream: str,
-    reason: str | None,
-) -> int:
+async def _resume(settings: Settings, credentials: TencentCredentials, target: Target) -> int:
     # A command's own short transactions: blocking the loop for them is harmless.
     conn = open_for_writing(sqlite_path(settings.database, "receiver tencent resume"))
-    book = ActionBook(ModerationPolicy())
     try:
-        action = _record(conn, domain, app, stream, reason)
-        async with aiohttp.ClientSession() as session:
-            client = TencentClient(
-                session,
-                credentials,
-                endpoint=settings.tencent_endpoint,
-                timeout_seconds=settings.tencent_timeout_seconds,
-                retry=client_retry(settings),
-                limits=ActionLimits(share=settings.tencent_rate_share),
-            )
-            try:
-                answer = await StreamControl(client).resume(domain, app, stream)
-            except TencentError as exc:
-                state, result, code = "failed", _error(exc), 1
-                print(f"error: {exc}", file=sys.stderr)
-            else:
-                state, result, code = "done", {"request_id": answer.get("RequestId")}, 0
-                print(f"resumed {domain}/{app}/{stream} (RequestId {answer.get('RequestId')})")
-        mark = ActionMark(action, state, time.time(), orjson.dumps(result).decode())
-        _apply(conn, book, mark)
+        action = _record(conn, target)
+        mark, code = await _call(action, settings, credentials, target)
+        _apply(conn, ActionBook(ModerationPolicy()), mark)
         return code
     finally:
         conn.close()
 
 
-def _record(
-    conn: sqlite3.Connection, domain: str, app: str, stream: str, reason: str | None
+async def _resume_postgres(
+    url: PostgresUrl, settings: Settings, credentials: TencentCredentials, target: Target
 ) -> int:
-    action_id = EventIds().new()
-    now = time.time()
-    with _transaction(conn):
-        cursor = conn.execute(
-            _RECORD, (action_id, domain, app, stream, f"resume:{action_id}", reason, now, now)
+    """The same two transactions on PostgreSQL; the published event is stored like any other
+    (`store_events`: its partition's lock and order)."""
+    async with open_postgres(url) as pool:
+        action_id = EventIds().new()
+        now = time.time()
+        action = await pool.fetchval(
+            numbered(_RECORD) + " RETURNING id", *_record_values(action_id, target, now)
         )
+        mark, code = await _call(action, settings, credentials, target)
+        async with pool.acquire() as conn:
+            await PgActionBook(ModerationPolicy()).apply(conn, mark, store_rows)
+        return code
+
+
+async def _call(
+    action: int, settings: Settings, credentials: TencentCredentials, target: Target
+) -> tuple[ActionMark, int]:
+    """ResumeLiveStream; the report to record and the exit code."""
+    domain, app, stream, _ = target
+    async with aiohttp.ClientSession() as session:
+        client = command_client(session, settings, credentials)
+        try:
+            answer = await StreamControl(client).resume(domain, app, stream)
+        except TencentError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            state, result, code = "failed", _error(exc), 1
+        else:
+            print(f"resumed {domain}/{app}/{stream} (RequestId {answer.get('RequestId')})")
+            state, result, code = "done", {"request_id": answer.get("RequestId")}, 0
+    return ActionMark(action, state, time.time(), orjson.dumps(result).decode()), code
+
+
+def _record_values(action_id: str, target: Target, now: float) -> tuple[object, ...]:
+    """`_RECORD`'s parameters."""
+    domain, app, stream, reason = target
+    return (action_id, domain, app, stream, f"resume:{action_id}", reason, now, now)
+
+
+def _record(conn: sqlite3.Connection, target: Target) -> int:
+    action_id = EventIds().new()
+    with _transaction(conn):
+        cursor = conn.execute(_RECORD, _record_values(action_id, target, time.time()))
     assert cursor.lastrowid is not None
     return cursor.lastrowid
 

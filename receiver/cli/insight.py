@@ -23,7 +23,7 @@ from receiver.cli.common import (
     load_credentials,
     load_settings,
 )
-from receiver.cli.readonly import CommandError, open_readonly
+from receiver.cli.readonly import CommandError, open_postgres, open_readonly
 from receiver.cli.table import json_line, write_table
 from receiver.errors import ApiError
 from receiver.history.params import validate_query
@@ -35,14 +35,19 @@ from receiver.insight.audience import (
     fetch_groups,
 )
 from receiver.insight.cache import Answer, Unavailable, unavailable
-from receiver.insight.quality import Quality, QualityQuery, fetch_points, quality_of, quality_window
+from receiver.insight.quality import (
+    Quality,
+    QualityQuery,
+    fetch_points,
+    pg_quality_window,
+    quality_of,
+    quality_window,
+)
 from receiver.settings import Settings
-from receiver.storage.engine import sqlite_path
-from receiver.tencent.client import TencentClient
+from receiver.storage.engine import PostgresUrl
 from receiver.tencent.errors import TencentError
-from receiver.tencent.limits import ActionLimits
 from receiver.tencent.monitoring import Monitoring
-from receiver.tencent.wiring import client_retry
+from receiver.tencent.wiring import command_client
 
 T = TypeVar("T")
 
@@ -90,10 +95,13 @@ def run_quality(args: argparse.Namespace) -> int:
 
     async def work(monitoring: Monitoring) -> Quality:
         query = validate_query(QualityQuery, {k: v for k, v in values.items() if v is not None})
-        async with open_readonly(
-            sqlite_path(settings.database, "receiver streams quality")
-        ) as conn:
-            window = await quality_window(conn, args.stream_id, query, time.time())
+        database = settings.database
+        if isinstance(database, PostgresUrl):
+            async with open_postgres(database) as pool:
+                window = await pg_quality_window(pool, args.stream_id, query, time.time())
+        else:
+            async with open_readonly(database) as conn:
+                window = await quality_window(conn, args.stream_id, query, time.time())
         return quality_of(window, await _once(fetch_points(monitoring, window)))
 
     result = _run("streams quality", settings, work)
@@ -172,15 +180,7 @@ def _run(command: str, settings: Settings, work: Callable[[Monitoring], Awaitabl
 
     async def main() -> T:
         async with aiohttp.ClientSession() as session:
-            client = TencentClient(
-                session,
-                credentials,
-                endpoint=settings.tencent_endpoint,
-                timeout_seconds=settings.tencent_timeout_seconds,
-                retry=client_retry(settings),
-                limits=ActionLimits(share=settings.tencent_rate_share),
-            )
-            return await work(Monitoring(client))
+            return await work(Monitoring(command_client(session, settings, credentials)))
 
     try:
         return asyncio.run(main())

@@ -37,10 +37,8 @@ from receiver.tencent.actions import (
     CallbackTemplate,
     LiveCallbackApi,
 )
-from receiver.tencent.client import TencentClient
 from receiver.tencent.credentials import TencentCredentials
 from receiver.tencent.errors import InvalidRegistration, TencentError
-from receiver.tencent.limits import ActionLimits
 from receiver.tencent.masking import mask, mask_url, redact
 from receiver.tencent.register import (
     RegistrationPlan,
@@ -50,7 +48,7 @@ from receiver.tencent.register import (
 )
 from receiver.tencent.register import register as register_template
 from receiver.tencent.validation import TEMPLATE_QUOTA
-from receiver.tencent.wiring import client_retry, registration_request
+from receiver.tencent.wiring import command_client, registration_request
 
 Work = Callable[[LiveCallbackApi, Settings], Awaitable[int]]
 
@@ -213,14 +211,7 @@ def _run(
 
     async def main() -> int:
         async with aiohttp.ClientSession() as session:
-            client = TencentClient(
-                session,
-                credentials,
-                endpoint=settings.tencent_endpoint,
-                timeout_seconds=settings.tencent_timeout_seconds,
-                retry=client_retry(settings),
-                limits=ActionLimits(share=settings.tencent_rate_share),
-            )
+            client = command_client(session, settings, credentials)
             return await work(LiveCallbackApi(client), settings)
 
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiosqlite
 from pydantic import Field
@@ -21,8 +21,10 @@ from pydantic import Field
 from receiver.errors import ApiNotFound
 from receiver.history.models import StreamRef
 from receiver.history.params import Params
+from receiver.history.pg_sql import find_stream as pg_find_stream
 from receiver.history.sql import StreamKey, find_stream
 from receiver.insight.cache import Answer
+from receiver.storage.postgres.placeholders import numbered
 from receiver.storage.selection import Text
 from receiver.tencent.monitoring import (
     PUSH_HISTORY_SECONDS,
@@ -32,6 +34,9 @@ from receiver.tencent.monitoring import (
 )
 from receiver.times import utc
 from receiver.web.responses import Resource
+
+if TYPE_CHECKING:
+    import asyncpg
 
 # An open session's data grows: ask again after this long; an ended one's is final.
 OPEN_TTL_SECONDS: Final = 30.0
@@ -121,18 +126,35 @@ async def quality_window(
 ) -> Window:
     """The stream, its session and the window to ask about; 404 when there is nothing to ask."""
     stream = await find_stream(conn, stream_id, query.domain, query.app_name)
+    sql, params = _session_sql(stream, query)
+    return _window(stream, list(await conn.execute_fetchall(sql, params)), query, now)
+
+
+async def pg_quality_window(
+    pool: asyncpg.Pool[Any], stream_id: str, query: QualityQuery, now: float
+) -> Window:
+    """`quality_window` on PostgreSQL: the same session, the same window."""
+    stream = await pg_find_stream(pool, stream_id, query.domain, query.app_name)
+    sql, params = _session_sql(stream, query)
+    return _window(stream, list(await pool.fetch(numbered(sql), *params)), query, now)
+
+
+def _session_sql(stream: StreamKey, query: QualityQuery) -> tuple[str, tuple[object, ...]]:
     if query.sequence is not None:
-        rows = list(await conn.execute_fetchall(_BY_SEQUENCE, (stream.id, query.sequence)))
-        if not rows:
+        return _BY_SEQUENCE, (stream.id, query.sequence)
+    return _CURRENT, (stream.id,)
+
+
+def _window(stream: StreamKey, rows: list[Any], query: QualityQuery, now: float) -> Window:
+    if not rows:
+        if query.sequence is not None:
             raise ApiNotFound(
-                "session_not_found", f"stream {stream_id!r} has no session {query.sequence!r}"
+                "session_not_found",
+                f"stream {stream.stream_id!r} has no session {query.sequence!r}",
             )
-    else:
-        rows = list(await conn.execute_fetchall(_CURRENT, (stream.id,)))
-        if not rows:
-            raise ApiNotFound(
-                "session_not_found", f"no push session of stream {stream_id!r} is stored yet"
-            )
+        raise ApiNotFound(
+            "session_not_found", f"no push session of stream {stream.stream_id!r} is stored yet"
+        )
     session_key, sequence, begin, end, started = tuple(rows[0])
     is_open = end is None
     start = float(begin if begin is not None else started)

@@ -29,11 +29,13 @@ from receiver.insight.quality import (
     QualityPoint,
     QualityQuery,
     fetch_points,
+    pg_quality_window,
     quality_of,
     quality_window,
 )
 from receiver.keys import CLOCK
-from receiver.storage.context import sqlite_reader
+from receiver.storage.context import get_reader
+from receiver.storage.postgres.context import get_postgres
 from receiver.tencent.monitoring import Monitoring
 from receiver.web.openapi import Operation, Response, document
 from receiver.web.responses import ApiErrorBody
@@ -72,9 +74,11 @@ async def get_quality(request: web.Request) -> web.Response:
     path = validate_query(StreamPath, request.match_info)
     insight = _insight(request)
     now = request.config_dict[CLOCK]()
-    window = await quality_window(
-        sqlite_reader(request, "push quality"), path.stream_id, query, now
-    )
+    postgres = get_postgres(request)
+    if postgres is not None:
+        window = await pg_quality_window(postgres.pool, path.stream_id, query, now)
+    else:
+        window = await quality_window(get_reader(request), path.stream_id, query, now)
     try:
         answer = await insight.quality.get(
             window.key, window.ttl, lambda: fetch_points(insight.monitoring, window)

@@ -2,7 +2,8 @@
 
 For each action in state `pending` or `calling`, oldest first:
 
-1. `calling` is committed (through the fold process, the database's writer) **before** the
+1. `calling` is committed (on SQLite through the fold process, the database's writer; on
+   PostgreSQL fenced on this executor's lease, `receiver.moderation.claims`) **before** the
    request is sent, so a crash at any later point leaves evidence that the call may have gone out;
 2. the API is called (the shared client: the action's token bucket, retries of throttling and
    of connections never made; Drop/Forbid are not retried after an ambiguous failure);
@@ -29,23 +30,18 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-import aiosqlite
 import orjson
 
-from receiver.errors import CommitFailed
-from receiver.moderation.book import COLUMNS, ActionRow
-from receiver.storage.fold_worker import FoldWorker
+from receiver.moderation.book import ActionMark, ActionRow
+from receiver.moderation.claims import ActionStore
 from receiver.tencent.control import StreamControl
 from receiver.tencent.errors import TencentApiError, TencentError
 
 log = logging.getLogger("receiver.moderation")
 
-_OPEN: Final = (
-    f"SELECT {COLUMNS} FROM moderation_actions"  # noqa: S608 - constant column list
-    " WHERE state IN ('pending', 'calling') AND action IN ('drop', 'forbid') ORDER BY id LIMIT ?"
-)
 BATCH: Final = 50
-# With nothing to do, look this often anyway (the fold also wakes the executor).
+# With nothing to do, look this often anyway (the fold, or on PostgreSQL this replica's intake,
+# wakes the executor; another replica's hits are found by this look).
 IDLE_SECONDS: Final = 1.0
 # After a failure that changed nothing: wait before trying that action again.
 RETRY_DELAYS: Final = (1.0, 5.0, 15.0, 60.0, 300.0)
@@ -56,14 +52,12 @@ class ActionExecutor:
 
     def __init__(
         self,
-        reader: aiosqlite.Connection,
-        folder: FoldWorker,
+        store: ActionStore,
         control: StreamControl,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._reader = reader
-        self._folder = folder
+        self.store = store
         self._control = control
         self._clock = clock
         self._wake = asyncio.Event()
@@ -79,23 +73,25 @@ class ActionExecutor:
         while True:
             try:
                 await self.run_pending()
-            except (CommitFailed, aiosqlite.Error) as exc:
-                log.error("moderation executor: cannot record actions: %s", exc)
+            except Exception as exc:  # the database is away (each engine has its errors)
+                log.error("moderation executor: cannot read or record actions: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
             self._wake.clear()
 
     async def run_pending(self) -> int:
         """Carry out every open action that is due; returns how many were handled."""
-        async with self._reader.execute(_OPEN, (BATCH,)) as cursor:
-            rows = [ActionRow(*row) for row in await cursor.fetchall()]
+        rows = await self.store.open_actions(BATCH)
         handled = 0
         now = time.monotonic()
         for row in rows:
             due = self._not_before.get(row.id)
             if due is not None and due[0] > now:
                 continue
-            await self._execute(row)
+            async with self.store.working(row) as mine:
+                if not mine:
+                    continue  # another replica's executor has it
+                await self._execute(row)
             handled += 1
         return handled
 
@@ -108,7 +104,9 @@ class ActionExecutor:
                 await self._finish(row, "done", {"verified": _VERIFIED[row.action]})
                 return
             log.warning("moderation: %s of %s did not take effect; calling", row.action, _name(row))
-        await self._mark(row, "calling", None)
+        if not await self._mark(row, "calling", None):
+            log.warning("moderation: %s of %s was taken over; not calling", row.action, _name(row))
+            return
         try:
             self.calls += 1
             answer = await self._call(row)
@@ -166,9 +164,9 @@ class ActionExecutor:
             self.last_error = None
         log.warning("moderation: %s of %s %s: %s", row.action, _name(row), state, result)
 
-    async def _mark(self, row: ActionRow, state: str, result: dict[str, Any] | None) -> None:
+    async def _mark(self, row: ActionRow, state: str, result: dict[str, Any] | None) -> bool:
         text = None if result is None else orjson.dumps(result).decode()
-        await self._folder.mark_actions([(row.id, state, self._clock(), text)])
+        return await self.store.mark(ActionMark(row.id, state, self._clock(), text))
 
     def _back_off(self, row: ActionRow) -> None:
         _, failures = self._not_before.get(row.id, (0.0, 0))

@@ -11,7 +11,7 @@ was lost, or the action had no effect); null for actions that were not carried o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiosqlite
 import orjson
@@ -19,9 +19,13 @@ from pydantic import Field, model_validator
 
 from receiver.history.params import Order, Query
 from receiver.moderation.book import COLUMNS, ActionRow
+from receiver.storage.postgres.placeholders import numbered
 from receiver.storage.selection import Text
 from receiver.times import Timestamp, utc
 from receiver.web.responses import Resource
+
+if TYPE_CHECKING:
+    import asyncpg
 
 # CSS sends the stream end within seconds of a drop or forbid of a live push; two minutes
 # leave room for its retries (about one a minute).
@@ -88,10 +92,9 @@ class ActionList(Resource):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-async def list_actions(
-    conn: aiosqlite.Connection, query: ActionQuery, after: int | None, now: float
-) -> tuple[list[Action], int | None]:
-    """A page of actions and the id to continue after (None: the last page)."""
+def actions_page_sql(query: ActionQuery, after: int | None) -> tuple[str, list[object]]:
+    """The page `query` selects after id `after`, one more row than asked (is there another
+    page?); `?` placeholders, for both engines (`numbered` on PostgreSQL)."""
     clauses: list[str] = []
     params: list[object] = []
     for column, value in (
@@ -114,13 +117,38 @@ async def list_actions(
     if after is not None:
         clauses.append("id < ?" if descending else "id > ?")
         params.append(after)
-    where = " AND ".join(clauses) or "1"
+    where = " AND ".join(clauses) or "1 = 1"
     sql = (
         f"SELECT {COLUMNS} FROM moderation_actions WHERE {where}"  # noqa: S608 - fixed fragments
         f" ORDER BY id {'DESC' if descending else 'ASC'} LIMIT ?"
     )
-    async with conn.execute(sql, [*params, query.limit + 1]) as cursor:
+    return sql, [*params, query.limit + 1]
+
+
+async def list_actions(
+    conn: aiosqlite.Connection, query: ActionQuery, after: int | None, now: float
+) -> tuple[list[Action], int | None]:
+    """A page of actions and the id to continue after (None: the last page)."""
+    sql, params = actions_page_sql(query, after)
+    async with conn.execute(sql, params) as cursor:
         found = [ActionRow(*row) for row in await cursor.fetchall()]
+    return _page(found, query, now)
+
+
+async def pg_list_actions(
+    pool: asyncpg.Pool[Any], query: ActionQuery, after: int | None, now: float
+) -> tuple[list[Action], int | None]:
+    """`list_actions` on PostgreSQL: the same statement, the same page. On several replicas an
+    action being recorded with a lower id than one already listed may be passed by a cursor
+    (as with events: docs/scaling.md)."""
+    sql, params = actions_page_sql(query, after)
+    found = [ActionRow(*row) for row in await pool.fetch(numbered(sql), *params)]
+    return _page(found, query, now)
+
+
+def _page(
+    found: list[ActionRow], query: ActionQuery, now: float
+) -> tuple[list[Action], int | None]:
     shown = found[: query.limit]
     more = len(found) > query.limit
     return [action_of(row, now) for row in shown], shown[-1].id if more and shown else None

@@ -9,8 +9,9 @@ from aiohttp import web
 from receiver.history.cursors import CursorCodec
 from receiver.history.params import parse_query
 from receiver.keys import CLOCK, SETTINGS
-from receiver.moderation.listing import ActionList, ActionQuery, list_actions
-from receiver.storage.context import sqlite_reader
+from receiver.moderation.listing import ActionList, ActionQuery, list_actions, pg_list_actions
+from receiver.storage.context import get_reader
+from receiver.storage.postgres.context import get_postgres
 from receiver.web.openapi import Operation, Response, document
 from receiver.web.responses import ApiErrorBody
 
@@ -24,9 +25,11 @@ async def get_actions(request: web.Request) -> web.Response:
     if query.cursor is not None:
         after = int(codec.decode(query.cursor, _SCOPE, query.fingerprint(), (0,))[0])
     now = request.config_dict[CLOCK]()
-    actions, last = await list_actions(
-        sqlite_reader(request, "moderation actions"), query, after, now
-    )
+    postgres = get_postgres(request)
+    if postgres is not None:
+        actions, last = await pg_list_actions(postgres.pool, query, after, now)
+    else:
+        actions, last = await list_actions(get_reader(request), query, after, now)
     cursor = None if last is None else codec.encode(_SCOPE, query.fingerprint(), (last,))
     body = ActionList(actions=actions, next_cursor=cursor)
     return web.Response(text=body.model_dump_json(), content_type="application/json")

@@ -14,14 +14,14 @@ from pathlib import Path
 import aiosqlite
 from aiohttp import web
 
-from receiver.errors import ApiUnavailable, CommitFailed
+from receiver.errors import CommitFailed
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.metrics import Metrics
 from receiver.moderation.policy import ModerationPolicy
 from receiver.settings import Settings
 from receiver.storage.connect import connect
-from receiver.storage.engine import is_postgres, sqlite_path
+from receiver.storage.engine import sqlite_path
 from receiver.storage.fold_priority import FoldPriority
 from receiver.storage.fold_worker import FoldWorker
 from receiver.storage.frames import Folded
@@ -56,16 +56,6 @@ def get_reader(request: web.Request) -> aiosqlite.Connection:
         raise RuntimeError(
             "the database is not open: create the app with receiver.app.create_app()"
         ) from None
-
-
-def sqlite_reader(request: web.Request, what: str) -> aiosqlite.Connection:
-    """The read connection for a route only the SQLite engine serves so far: on PostgreSQL a
-    503 naming the feature, never a 500 (docs/scaling.md lists what is still SQLite only)."""
-    if READER not in request.config_dict and is_postgres(request.config_dict[SETTINGS].database):
-        raise ApiUnavailable(
-            "sqlite_only", f"{what} works on SQLite only so far; this receiver runs on PostgreSQL"
-        )
-    return get_reader(request)
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from receiver.settings import Settings
 from receiver.tencent.actions import LiveCallbackApi
 from receiver.tencent.autoregister import AutoRegistrar, TencentSetup
 from receiver.tencent.client import RetryPolicy, TencentClient
+from receiver.tencent.credentials import TencentCredentials
 from receiver.tencent.limits import ActionLimits
 from receiver.tencent.register import RegistrationRequest
 
@@ -65,6 +66,20 @@ def tencent_client(app: web.Application) -> TencentClient:
         timeout_seconds=settings.tencent_timeout_seconds,
         retry=setup.client_retry,
         limits=app[TENCENT_LIMITS],
+    )
+
+
+def command_client(
+    session: aiohttp.ClientSession, settings: Settings, credentials: TencentCredentials
+) -> TencentClient:
+    """A client for one CLI command: its own session and rate buckets (a process of its own)."""
+    return TencentClient(
+        session,
+        credentials,
+        endpoint=settings.tencent_endpoint,
+        timeout_seconds=settings.tencent_timeout_seconds,
+        retry=client_retry(settings),
+        limits=ActionLimits(share=settings.tencent_rate_share),
     )
 
 

@@ -1,4 +1,5 @@
-"""`receiver streams quality ID` and `receiver tencent audience` against the fake CSS API."""
+"""`receiver streams quality ID` (on both engines) and `receiver tencent audience` against the
+fake CSS API."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from collections.abc import Callable
 from receiver.app import create_app
 from receiver.settings import Settings
 from tests.conftest import ClientFactory, TencentCli
+from tests.support import engines
 from tests.support.css import push_begin
 from tests.support.fake_tencent_monitoring import AudiencePoint, FakeStreams, PushPoint
 from tests.support.helpers import post
+
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
 
 NOW = int(time.time())
 LAST = (NOW // 300) * 300 - 600

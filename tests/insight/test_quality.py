@@ -1,6 +1,6 @@
-"""`GET /api/streams/{stream_id}/quality` against the fake's DescribeStreamPushInfoList: the
-answer matches its data, a busy page costs one call, throttling or an unreachable Tencent gives
-the cached answer (stale, with the reason) or 503 with the reason, never a 500."""
+"""`GET /api/streams/{stream_id}/quality` against the fake's DescribeStreamPushInfoList, on both
+engines: the answer matches its data, a busy page costs one call, throttling or an unreachable
+Tencent gives the cached answer (stale, with the reason) or 503 with the reason, never a 500."""
 
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ from receiver.tencent.autoregister import TencentSetup
 from receiver.tencent.monitoring import BEIJING
 from testbed.service import free_port
 from tests.conftest import ClientFactory
+from tests.support import engines
 from tests.support.css import DOMAIN, push_begin, stream_end
 from tests.support.fake_tencent_monitoring import FakeStreams, PushPoint
 from tests.support.helpers import AUTH, get, post
 from tests.support.tencent_helpers import credentials, instant
+
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
 
 NOW = int(time.time())
 BEGIN = NOW - 600

@@ -1,47 +1,41 @@
-"""The moderation policy acting through the real app, its fold and the fake CSS API: once per
-stream and push session, within the API's answers, confirmed by the stream's end."""
+"""The moderation policy acting through the real app and the fake CSS API, on both engines (on
+SQLite the fold records actions, on PostgreSQL the intake's store transaction): once per stream
+and push session, within the API's answers, confirmed by the stream's end."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from receiver.app import create_app
 from receiver.settings import Settings
-from receiver.tencent.autoregister import TencentSetup
+from receiver.storage.engine import Database
 from tests.conftest import ClientFactory
-from tests.moderation.support import action_log, actions, finished, result
+from tests.moderation.support import action_log, all_finished, moderated, result, stored_actions
+from tests.support import engines
 from tests.support.css import APP, DOMAIN, porn, push_begin, stream_end
 from tests.support.fake_tencent_monitoring import FakeStreams
-from tests.support.helpers import eventually, get, post, rows
-from tests.support.tencent_helpers import credentials, instant
+from tests.support.helpers import eventually_async, get, post
+from tests.support.postgres import stored_events
+
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
 
 T0 = int(time.time()) - 600
 
 
-async def moderated(
-    aiohttp_client: ClientFactory,
-    make_settings: Callable[..., Settings],
-    streams: FakeStreams,
-    **overrides: Any,
-) -> Any:
-    settings = make_settings(
-        **{"moderation_action": "forbid", "tencent_endpoint": streams.fake.url, **overrides}
-    )
-    setup = TencentSetup(credentials(), client_retry=instant())
-    return await aiohttp_client(create_app(settings, tencent=setup))
+async def finished(database: Database, count: int, within: float = 30.0, what: str = "") -> None:
+    await eventually_async(lambda: all_finished(database, count), within=within, what=what)
 
 
 async def test_one_forbid_per_push_session(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     streams: FakeStreams,
-    database: Path,
+    database: Database,
 ) -> None:
     client = await moderated(aiohttp_client, make_settings, streams)
     await post(client, push_begin("room1", "seq-1", T0))
@@ -50,13 +44,13 @@ async def test_one_forbid_per_push_session(
         await post(client, block)
     for offset in (20, 30, 40):  # more screenshots of the same session, also Block
         await post(client, porn("room1", T0 + offset))
-    await eventually(lambda: finished(database, 1), what="the forbid was carried out")
+    await finished(database, 1, what="the forbid was carried out")
 
-    (action,) = actions(database)
+    (action,) = await stored_actions(database)
     assert streams.count("ForbidLiveStream") == 1
     assert action["state"] == "done" and action["attempts"] == 1
     assert action["session_key"] == "seq-1" and action["sequence"] == "seq-1"
-    trigger = rows(database, "kind = 'porn'")[0]
+    trigger = (await stored_events(database, "kind = 'porn'"))[0]
     assert action["trigger_event_id"] == trigger["id"]
     assert result(action)["request_id"]
     (call,) = [c for c in streams.fake.calls if c.action == "ForbidLiveStream"]
@@ -74,19 +68,25 @@ async def test_one_forbid_per_push_session(
 
     # The effect is confirmed by the session's end with errcode 21 (sub-code 101).
     await post(client, stream_end("room1", "seq-1", T0 + 50, errcode=21, sub_errcode=101))
-    (action,) = actions(database)
+    (action,) = await stored_actions(database)
     assert action["confirmed_at"] is not None
-    assert action["confirm_event_id"] == rows(database, "kind = 'stream_end'")[0]["id"]
+    assert (
+        action["confirm_event_id"]
+        == (await stored_events(database, "kind = 'stream_end'"))[0]["id"]
+    )
 
     # A new push session triggers again (here after the forbid was lifted).
     await post(client, push_begin("room1", "seq-2", T0 + 100), porn("room1", T0 + 110))
-    await eventually(lambda: finished(database, 2), what="the second forbid")
+    await finished(database, 2, what="the second forbid")
     assert streams.count("ForbidLiveStream") == 2
-    assert [a["session_key"] for a in actions(database)] == ["seq-1", "seq-2"]
-    print("\n--- action log: one forbid per push session ---\n" + action_log(database, streams))
+    assert [a["session_key"] for a in (await stored_actions(database))] == ["seq-1", "seq-2"]
+    print(
+        "\n--- action log: one forbid per push session ---\n"
+        + action_log(await stored_actions(database), streams)
+    )
 
     # Every finished action is an event of its own, `moderation_action`, for publishing.
-    published = rows(database, "kind = 'moderation_action'")
+    published = await stored_events(database, "kind = 'moderation_action'")
     assert len(published) == 2
     body = orjson.loads(published[0]["payload"])
     assert body["trigger_event_id"] == trigger["id"]
@@ -98,7 +98,7 @@ async def test_review_and_pass_do_not_trigger(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     streams: FakeStreams,
-    database: Path,
+    database: Database,
 ) -> None:
     client = await moderated(aiohttp_client, make_settings, streams)
     await post(client, push_begin("room2", "seq-1", T0))
@@ -107,7 +107,7 @@ async def test_review_and_pass_do_not_trigger(
         {**porn("room2", T0 + 1), "suggestion": "Review"},
         {**porn("room2", T0 + 2), "suggestion": "Pass"},
     )
-    assert actions(database) == []
+    assert await stored_actions(database) == []
     assert streams.fake.calls == []
 
 
@@ -115,7 +115,7 @@ async def test_label_and_score_rule_and_drop(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     streams: FakeStreams,
-    database: Path,
+    database: Database,
 ) -> None:
     client = await moderated(
         aiohttp_client,
@@ -129,14 +129,14 @@ async def test_label_and_score_rule_and_drop(
     streams.live.add((DOMAIN, APP, "room3"))
     await post(client, push_begin("room3", "seq-1", T0))
     await post(client, {**porn("room3", T0 + 1), "suggestion": "Review"})  # Porn 99 >= 95
-    await eventually(lambda: finished(database, 1), what="the drop")
-    (action,) = actions(database)
+    await finished(database, 1, what="the drop")
+    (action,) = await stored_actions(database)
     assert action["action"] == "drop" and action["trigger_reason"] == "label Porn score 99"
     assert streams.count("DropLiveStream") == 1
     assert (DOMAIN, APP, "room3") not in streams.live
     # A drop is confirmed by sub-code 100, not by 102 (a new push replaced this one).
     await post(client, stream_end("room3", "seq-1", T0 + 5, errcode=21, sub_errcode=102))
-    assert actions(database)[0]["confirmed_at"] is None
+    assert (await stored_actions(database))[0]["confirmed_at"] is None
     listed = await get(client, "/api/actions")
     assert listed["actions"][0]["confirmation"] == "awaiting"
 
@@ -145,30 +145,30 @@ async def test_throttling_is_retried_and_calls_once(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     streams: FakeStreams,
-    database: Path,
+    database: Database,
 ) -> None:
     streams.fake.fail("RequestLimitExceeded", times=2, action="ForbidLiveStream")
     client = await moderated(aiohttp_client, make_settings, streams)
     await post(client, push_begin("room4", "seq-1", T0), porn("room4", T0 + 1))
-    await eventually(lambda: finished(database, 1), what="the forbid")
+    await finished(database, 1, what="the forbid")
     assert streams.count("ForbidLiveStream") == 1
     assert [c.action for c in streams.fake.calls].count("ForbidLiveStream") == 3
-    assert actions(database)[0]["state"] == "done"
+    assert (await stored_actions(database))[0]["state"] == "done"
 
 
 async def test_lost_answer_is_checked_not_repeated(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     streams: FakeStreams,
-    database: Path,
+    database: Database,
 ) -> None:
     # Processed, but the answer is an internal error: ambiguous, so the executor looks at the
     # forbid list instead of calling again.
     streams.fake.fail("InternalError", action="ForbidLiveStream", after_processing=True)
     client = await moderated(aiohttp_client, make_settings, streams)
     await post(client, push_begin("room5", "seq-1", T0), porn("room5", T0 + 1))
-    await eventually(lambda: finished(database, 1), within=30, what="the verified forbid")
-    (action,) = actions(database)
+    await finished(database, 1, within=30, what="the verified forbid")
+    (action,) = await stored_actions(database)
     assert streams.count("ForbidLiveStream") == 1
     assert "DescribeLiveForbidStreamList" in streams.fake.actions()
     assert action["state"] == "done" and "verified" in result(action)
@@ -178,17 +178,17 @@ async def test_refused_action_is_recorded_failed(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     streams: FakeStreams,
-    database: Path,
+    database: Database,
 ) -> None:
     streams.fail_next("ForbidLiveStream")
     client = await moderated(aiohttp_client, make_settings, streams)
     await post(client, push_begin("room6", "seq-1", T0), porn("room6", T0 + 1))
-    await eventually(lambda: finished(database, 1), what="the failed forbid")
-    (action,) = actions(database)
+    await finished(database, 1, what="the failed forbid")
+    (action,) = await stored_actions(database)
     assert action["state"] == "failed"
     assert result(action)["error"]["code"] == "FailedOperation"
     assert streams.count("ForbidLiveStream") == 0
-    published = rows(database, "kind = 'moderation_action'")
+    published = await stored_events(database, "kind = 'moderation_action'")
     assert orjson.loads(published[0]["payload"])["result"]["error"]["code"] == "FailedOperation"
 
 
@@ -204,14 +204,14 @@ async def test_lost_drop_answer_is_checked_by_stream_state(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     streams: FakeStreams,
-    database: Path,
+    database: Database,
 ) -> None:
     streams.live.add((DOMAIN, APP, "room7"))
     streams.fake.fail("InternalError", action="DropLiveStream", after_processing=True)
     client = await moderated(aiohttp_client, make_settings, streams, moderation_action="drop")
     await post(client, push_begin("room7", "seq-1", T0), porn("room7", T0 + 1))
-    await eventually(lambda: finished(database, 1), what="the verified drop")
-    (action,) = actions(database)
+    await finished(database, 1, what="the verified drop")
+    (action,) = await stored_actions(database)
     assert streams.count("DropLiveStream") == 1
     assert streams.count("DescribeLiveStreamState") == 1
     assert result(action) == {"verified": "DescribeLiveStreamState is not active; not called again"}

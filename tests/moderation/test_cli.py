@@ -1,5 +1,5 @@
-"""`receiver actions` and `receiver tencent resume STREAM` against the database file and the
-fake CSS API."""
+"""`receiver actions` and `receiver tencent resume STREAM` against the database (SQLite or
+PostgreSQL) and the fake CSS API."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ import orjson
 
 from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.storage.engine import Database, PostgresUrl
 from tests.conftest import ClientFactory, TencentCli
-from tests.moderation.support import action_log, actions, result
+from tests.moderation.support import action_log, result, stored_actions
+from tests.support import engines
 from tests.support.css import DOMAIN, porn, push_begin
 from tests.support.fake_tencent_monitoring import FakeStreams
-from tests.support.helpers import post, rows
+from tests.support.helpers import post
+from tests.support.postgres import stored_events
+
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
 
 T0 = int(time.time()) - 600
 
@@ -42,7 +48,7 @@ async def test_actions_lists_what_the_policy_did(
 async def test_resume_lifts_a_forbid_and_records_it(
     tencent_cli: TencentCli,
     streams: FakeStreams,
-    database: Path,
+    database: Database,
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
 ) -> None:
@@ -53,27 +59,33 @@ async def test_resume_lifts_a_forbid_and_records_it(
     assert "resumed test.domain.com/live/cli2" in out
     assert "cli2" not in streams.forbidden
     assert streams.count("ResumeLiveStream") == 1
-    (action,) = actions(database)
-    print("\n--- action log: receiver tencent resume ---\n" + action_log(database))
+    (action,) = await stored_actions(database)
+    print(
+        "\n--- action log: receiver tencent resume ---\n"
+        + action_log(await stored_actions(database))
+    )
     assert action["action"] == "resume" and action["state"] == "done"
     assert result(action)["request_id"]
-    (event,) = rows(database, "kind = 'moderation_action'")
+    (event,) = await stored_events(database, "kind = 'moderation_action'")
     assert orjson.loads(event["payload"])["action"] == "resume"
 
     streams.fail_next("ResumeLiveStream")
     code, _, err = await tencent_cli("tencent", "resume", "cli2", "--domain", DOMAIN)
     assert code == 1 and "FailedOperation" in err
-    assert actions(database)[-1]["state"] == "failed"
+    assert (await stored_actions(database))[-1]["state"] == "failed"
 
     code, _, err = await tencent_cli("tencent", "resume", "cli2", "--domain", "not a domain")
     assert code == 2 and "domain" in err
 
 
 async def test_resume_without_a_database_calls_nothing(
-    tencent_cli: TencentCli, streams: FakeStreams, tmp_path: Path
+    tencent_cli: TencentCli, streams: FakeStreams, tmp_path: Path, database: Database
 ) -> None:
+    missing, why = str(tmp_path / "none.db"), "no database"
+    if isinstance(database, PostgresUrl):
+        missing, why = database.dsn().rsplit("/", 1)[0] + "/none", "cannot connect"
     code, _, err = await tencent_cli(
-        "tencent", "resume", "cli3", "--domain", DOMAIN, "--database", str(tmp_path / "none.db")
+        "tencent", "resume", "cli3", "--domain", DOMAIN, "--database", missing
     )
-    assert code == 1 and "no database" in err
+    assert code == 1 and why in err
     assert streams.fake.calls == []

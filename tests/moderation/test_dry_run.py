@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.storage.engine import Database
 from receiver.tencent.autoregister import TencentSetup
 from tests.conftest import ClientFactory
-from tests.moderation.support import action_log, actions
+from tests.moderation.support import action_log, stored_actions
+from tests.support import engines
 from tests.support.amqp import Tap
 from tests.support.css import porn, push_begin
 from tests.support.fake_tencent_monitoring import FakeStreams
-from tests.support.helpers import AUTH, get, post, rows
+from tests.support.helpers import AUTH, get, post
+from tests.support.postgres import stored_events
 from tests.support.tencent_helpers import credentials, instant
+
+# Every test here on both engines (tests/support/engines.py).
+database, make_settings = engines.database, engines.make_settings
 
 T0 = int(time.time()) - 600
 
@@ -25,7 +30,7 @@ async def test_dry_run_records_and_publishes_without_calling(
     aiohttp_client: ClientFactory,
     broker_settings: Callable[..., Settings],
     streams: FakeStreams,
-    database: Path,
+    database: Database,
     amqp_url: str,
     exchange_name: str,
 ) -> None:
@@ -41,7 +46,7 @@ async def test_dry_run_records_and_publishes_without_calling(
         block = porn("dry1", T0 + 1)
         await post(client, push_begin("dry1", "seq-1", T0), block, block, porn("dry1", T0 + 2))
         (message,) = await tap.wait_for(1)
-        trigger = rows(database, "kind = 'porn'")[0]
+        trigger = (await stored_events(database, "kind = 'porn'"))[0]
         assert message.routing_key == "css.moderation_action"
         assert message.properties["type"] == "moderation_action"
         payload = message.body["payload"]
@@ -51,9 +56,11 @@ async def test_dry_run_records_and_publishes_without_calling(
         assert message.body["stream_id"] == "dry1" and message.body["event_type"] == -1
         assert streams.fake.calls == []  # nothing was called
 
-        (action,) = actions(database)
+        (action,) = await stored_actions(database)
         assert action["state"] == "dry_run" and action["attempts"] == 0
-        print("\n--- action log: dry run ---\n" + action_log(database, streams))
+        print(
+            "\n--- action log: dry run ---\n" + action_log(await stored_actions(database), streams)
+        )
 
         listed = await get(client, "/api/actions")
         (shown,) = listed["actions"]
@@ -69,13 +76,13 @@ async def test_dry_run_records_and_publishes_without_calling(
 async def test_listing_filters_pages_and_refusals(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
-    database: Path,
+    database: Database,
 ) -> None:
     settings = make_settings(moderation_action="drop", moderation_dry_run=True)
     client = await aiohttp_client(create_app(settings))
     for n in range(3):
         await post(client, push_begin(f"list{n}", "seq-1", T0), porn(f"list{n}", T0 + 1))
-    assert len(actions(database)) == 3
+    assert len(await stored_actions(database)) == 3
 
     first = await get(client, "/api/actions?limit=2")
     assert [a["stream_id"] for a in first["actions"]] == ["list2", "list1"]

@@ -21,6 +21,8 @@ from prometheus_client import Gauge
 from receiver.errors import StartupRefused
 from receiver.health import ComponentCheck
 from receiver.keys import CLOCK, HEALTH_CHECKS, METRICS, SETTINGS
+from receiver.moderation.pg_book import PgActionBook
+from receiver.moderation.policy import ModerationPolicy
 from receiver.storage.engine import PostgresUrl
 from receiver.storage.inbox import rejected_note
 from receiver.storage.intake import INTAKE
@@ -97,6 +99,8 @@ async def postgres_storage_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         commit_timeout=settings.database_timeout_seconds,
     )
+    # Moderation actions are recorded with their triggering events (docs/moderation.md).
+    intake.moderation = PgActionBook(ModerationPolicy.from_settings(settings), clock=app[CLOCK])
     try:
         intake.start()
         storage = app[POSTGRES] = PostgresStorage(url, pool, intake)

@@ -59,6 +59,7 @@ from receiver.storage.postgres.rejects import keep_rejected
 if TYPE_CHECKING:
     import asyncpg
 
+    from receiver.moderation.pg_book import PgActionBook
     from receiver.storage.postgres.pool import Connection, Pooled
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,19 @@ _STORE: Final = (
     " $10::text[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::bigint[],"
     " $16::float8)"
 )
+
+
+async def store_rows(
+    conn: Connection, columns: list[list[Any]], now: float
+) -> dict[tuple[int, str], str]:
+    """Store rows (`columns`: one list per column, the partition first, then those of
+    `receiver.storage.rows.event_row`) with `store_events`, in the caller's transaction if one
+    is open, else in its own; {(event_type, key): stored id}."""
+    rows = await conn.fetch(_STORE, *columns, now)
+    ids = {(row["event_type"], row["dedupe_key"]): row["id"] for row in rows}
+    if len(ids) != len(columns[0]):  # skipped, yet nothing has its key: never ack that
+        raise CommitFailed("an event was neither stored nor found as a duplicate")
+    return ids
 
 
 # Text columns of `receiver.storage.rows.event_row` read from the body (domain, app_name,
@@ -151,6 +165,8 @@ class PostgresIntake:
         self._closing = False
         self.health = CommitHealth()
         self.stats = IntakeStats()
+        # Records moderation actions with their triggering events (set by the storage context).
+        self.moderation: PgActionBook | None = None
 
     @property
     def waiting(self) -> int:
@@ -301,18 +317,21 @@ class PostgresIntake:
             if conn is not None:
                 await release(self._pool, conn, self._commit_timeout)
             conn = self._conn = await acquire(self._pool, self._commit_timeout)
-        return await bounded(conn, self._commit_timeout, self._transaction(conn, columns))
+        hook = self.moderation  # a batch with a moderation trigger takes its own transaction
+        found = hook.triggers(columns) if hook is not None else None
+        work = (
+            hook.store(conn, columns, found, self._clock(), store_rows)
+            if hook is not None and found
+            else self._transaction(conn, columns)
+        )
+        return await bounded(conn, self._commit_timeout, work)
 
     async def _transaction(
         self, conn: Connection, columns: list[list[Any]]
     ) -> dict[tuple[int, str], str]:
         """Store the rows (`columns`, one list per column) with `store_events` (one round trip,
         its own transaction); {(event_type, key): stored id}."""
-        rows = await conn.fetch(_STORE, *columns, self._clock())
-        ids = {(row["event_type"], row["dedupe_key"]): row["id"] for row in rows}
-        if len(ids) != len(columns[0]):  # skipped, yet nothing has its key: never ack that
-            raise CommitFailed("an event was neither stored nor found as a duplicate")
-        return ids
+        return await store_rows(conn, columns, self._clock())
 
     @staticmethod
     def _fail(batch: list[_Waiting], error: Exception) -> None:
