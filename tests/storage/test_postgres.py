@@ -270,13 +270,10 @@ async def test_a_pg_dump_restores_into_a_working_database(
 def test_sqlite_only_features_are_refused_on_postgresql_in_one_line(
     pg_url: str, make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Moderation actions, reconciliation and backup roles are recorded by the SQLite fold so
-    far: on PostgreSQL the service refuses to start with them, and their listings say why."""
+    """Moderation actions are recorded by the SQLite fold so far: on PostgreSQL the service
+    refuses to start with them, and their listings say why."""
     url = pg_url.replace("postgres@", f"postgres:{SECRET}@")
-    for setting in (
-        {"moderation_action": "forbid", "moderation_dry_run": True},
-        {"tencent_backup_region": "ap-guangzhou"},
-    ):
+    for setting in ({"moderation_action": "forbid", "moderation_dry_run": True},):
         with pytest.raises(ValueError, match="work on SQLite only so far") as refused:
             create_app(make_settings(database=url, **setting))
         assert SECRET not in str(refused.value)
