@@ -85,8 +85,9 @@ class SharedMemory:
 
 
 class RoundGate(Protocol):
-    def hold(self, interval: float) -> AbstractAsyncContextManager[str | None]:
-        """Enter: None when this replica runs the round now, else why it skips it."""
+    def hold(self, spacing: float) -> AbstractAsyncContextManager[str | None]:
+        """Enter: None when this replica runs the round now, else why it skips it (a round
+        runs now elsewhere, or one began less than `spacing` seconds ago)."""
         ...
 
 
@@ -94,7 +95,7 @@ class SoloRounds:
     """One process, every round its own (SQLite)."""
 
     @asynccontextmanager
-    async def hold(self, interval: float) -> AsyncIterator[str | None]:
+    async def hold(self, spacing: float) -> AsyncIterator[str | None]:
         yield None
 
 
@@ -105,7 +106,7 @@ class SharedRounds:
         self._pool = pool
 
     @asynccontextmanager
-    async def hold(self, interval: float) -> AsyncIterator[str | None]:
+    async def hold(self, spacing: float) -> AsyncIterator[str | None]:
         conn = await self._pool.acquire()
         try:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ROUND_LOCK):
@@ -116,7 +117,7 @@ class SharedRounds:
                 assert state is not None  # a SELECT without FROM returns one row
                 now, last = state["now"], state["last"]
                 # A little slack: timers and the database's clock never agree to the millisecond.
-                if last is not None and now - float(last) < interval - min(1.0, interval / 10):
+                if last is not None and now - float(last) < spacing - min(1.0, spacing / 10):
                     yield f"another replica began a round {now - float(last):.1f} s ago"
                     return
                 await conn.execute(_SET, _LAST_ROUND, repr(now))

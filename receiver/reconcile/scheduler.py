@@ -107,7 +107,6 @@ class Reconciler:
         window_seconds: float,
         domains: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
-        interval: float = 0.0,
         gate: RoundGate | None = None,
         memory: MissingMemory | None = None,
     ) -> None:
@@ -118,7 +117,6 @@ class Reconciler:
         self._window = window_seconds
         self._domains = domains
         self._clock = clock
-        self._interval = interval
         self._gate: RoundGate = gate or SoloRounds()
         self.live = LiveCorrector(api, submitter, domains, clock, memory or InProcessMemory())
         self.rounds = 0
@@ -127,9 +125,10 @@ class Reconciler:
         self.skipped = 0
         self.last_skip: dict[str, Any] | None = None
 
-    async def run_round(self) -> tuple[Report | None, LiveLook | None]:
-        """One round, unless another replica runs it (`rounds.py`): then (None, None)."""
-        async with self._gate.hold(self._interval) as skip:
+    async def run_round(self, spacing: float = 0.0) -> tuple[Report | None, LiveLook | None]:
+        """One round, unless another replica runs one now or began one less than `spacing`
+        seconds ago (`rounds.py`): then (None, None)."""
+        async with self._gate.hold(spacing) as skip:
             if skip is None:
                 return await self._round()
         self.skipped += 1
@@ -217,7 +216,7 @@ class Reconciler:
         restarted after an outage has its callbacks retried by CSS first)."""
         while True:
             await asyncio.sleep(interval)
-            await self.run_round()
+            await self.run_round(spacing=interval)
 
 
 RECONCILER = web.AppKey("reconciler", Reconciler)
@@ -248,7 +247,6 @@ async def reconcile_ctx(app: web.Application) -> AsyncIterator[None]:
         ReconcileMetrics.create(app[METRICS].registry),
         window_seconds=settings.tencent_reconcile_window_seconds,
         domains=tuple(settings.tencent_domains),
-        interval=interval,
         gate=gate,
         memory=memory,
     )
