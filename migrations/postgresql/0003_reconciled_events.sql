@@ -23,7 +23,7 @@
 --   open session to its sequence before it is inserted, so it closes it.
 --
 -- Cost for every other callback: push begins and ends only (the WHEN clause), and one probe of
--- the partial index below, which holds reconciled rows only (bench/README.md has the figures).
+-- the partial index below, which holds reconciled rows only (figures: docs/scaling.md).
 
 CREATE INDEX events_reconciled ON events (stream_id, event_type, event_time)
 WHERE source = 'reconciled';

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from receiver.reconcile.run import Report, reconcile
 from receiver.reconcile.stored import History
@@ -26,7 +27,7 @@ def stream_api(fake: FakeTencent, session: aiohttp.ClientSession) -> LiveStreamA
 
 def history(client: Any) -> History:
     """What the app reads history through: the PostgreSQL pool, else the SQLite reader."""
-    app = client.server.app
+    app: web.Application = client.server.app
     postgres = app.get(POSTGRES)
     return postgres.pool if postgres is not None else app[READER]
 
