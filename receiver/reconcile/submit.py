@@ -3,8 +3,8 @@
 Why not write `events` directly: the intake is where deduplication, the history tables and the
 outbox order are decided (SQLite: an inbox row, then the fold; PostgreSQL: `store_events` and
 its triggers). A reconciled event goes the same way, is deduplicated (also against its real
-callback: `storage/reconciled.py`, and on PostgreSQL migration 0003's trigger) and published by
-the same code as any callback, in storage order.
+callback: `storage/reconciled.py`; on PostgreSQL the `events_reconciled` trigger) and
+published by the same code as any callback, in storage order.
 
 Three ways in, one row shape (`RECONCILED_PATH` as the row's `path_kind` marks its source):
 - inside the service (the background reconciliation): through the app's intake, like a
