@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from receiver.storage.postgres.pool import release
+from receiver.storage.postgres.pool import acquire, release
 
 if TYPE_CHECKING:
     import asyncpg
@@ -35,7 +35,7 @@ Missing = dict[Identity, tuple[int, float]]  # looks in a row it was missing, fi
 ROUND_LOCK: Final = 0x72637672_00000002
 _LAST_ROUND: Final = "reconcile_last_round"
 _MISSING: Final = "reconcile_live_missing"
-_RELEASE_SECONDS: Final = 5.0
+_DATABASE_SECONDS: Final = 10.0  # to get a connection, and to give it back
 _STATE: Final = (
     "SELECT extract(epoch FROM clock_timestamp())::float8 AS now,"
     " (SELECT value FROM service_state WHERE key = $1) AS last"
@@ -107,7 +107,7 @@ class SharedRounds:
 
     @asynccontextmanager
     async def hold(self, spacing: float) -> AsyncIterator[str | None]:
-        conn = await self._pool.acquire()
+        conn = await acquire(self._pool, _DATABASE_SECONDS)
         try:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ROUND_LOCK):
                 yield "another replica is reconciling"
@@ -128,4 +128,4 @@ class SharedRounds:
                 with contextlib.suppress(Exception):
                     await conn.fetchval("SELECT pg_advisory_unlock($1)", ROUND_LOCK)
         finally:
-            await release(self._pool, conn, _RELEASE_SECONDS)
+            await release(self._pool, conn, _DATABASE_SECONDS)

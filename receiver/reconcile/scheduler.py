@@ -128,9 +128,15 @@ class Reconciler:
     async def run_round(self, spacing: float = 0.0) -> tuple[Report | None, LiveLook | None]:
         """One round, unless another replica runs one now or began one less than `spacing`
         seconds ago (`rounds.py`): then (None, None)."""
-        async with self._gate.hold(spacing) as skip:
-            if skip is None:
-                return await self._round()
+        try:
+            async with self._gate.hold(spacing) as skip:
+                if skip is None:
+                    return await self._round()
+        except Exception as exc:  # the database could not say whose round it is: the next try
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.warning("reconciliation round not started: %s", self.error)
+            self._metrics.rounds.labels("error").inc()
+            return None, None
         self.skipped += 1
         self.last_skip = {"at": iso_utc(self._clock()), "reason": skip}
         self._metrics.rounds.labels("skipped").inc()

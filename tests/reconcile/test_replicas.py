@@ -13,21 +13,31 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from receiver.app import create_app
 from receiver.reconcile.rounds import ROUND_LOCK
-from receiver.reconcile.scheduler import RECONCILER, Reconciler
+from receiver.reconcile.scheduler import RECONCILER, ReconcileMetrics, Reconciler
 from receiver.settings import Settings
 from receiver.storage.engine import PostgresUrl
 from receiver.storage.partitions import partition_of
 from receiver.tencent.autoregister import TencentSetup
 from tests.conftest import ClientFactory
-from tests.reconcile.support import events_of, run, sessions_of, stream_of, submitter
+from tests.reconcile.support import (
+    events_of,
+    run,
+    sessions_of,
+    stream_api,
+    stream_of,
+    submitter,
+)
 from tests.support.css import APP, DOMAIN, push_begin, stream_end
 from tests.support.fake_tencent import FakeTencent
 from tests.support.fake_tencent_streams import FakeStreams
@@ -265,3 +275,33 @@ async def test_two_consecutive_looks_count_whichever_replica_looked(
     assert look is not None and look.ended == [(DOMAIN, APP, "ghost")]
     ghost = await stream_of(first, "ghost")
     assert (ghost["state"], ghost["state_source"]) == ("ended", "reconciled")
+
+
+class Unreachable:
+    """A round gate whose database does not answer."""
+
+    def hold(self, spacing: float) -> AbstractAsyncContextManager[str | None]:
+        raise ConnectionRefusedError("the database is down")
+
+
+async def test_a_round_the_database_cannot_gate_is_an_error_and_the_next_one_runs(
+    fake_tencent: FakeTencent,
+) -> None:
+    FakeStreams.install(fake_tencent)
+    registry = CollectorRegistry()
+    metrics = ReconcileMetrics.create(registry)
+    async with aiohttp.ClientSession() as session:
+        gated = Reconciler(
+            stream_api(fake_tencent, session),
+            None,  # type: ignore[arg-type]  # never read: no round starts
+            submitter=None,  # type: ignore[arg-type]
+            metrics=metrics,
+            window_seconds=3600,
+            gate=Unreachable(),
+        )
+        assert await gated.run_round(spacing=60) == (None, None)
+        assert await gated.run_round(spacing=60) == (None, None)  # still callable: not stuck
+    check = await gated.check()
+    assert check.status == "degraded" and "the database is down" in check.details["error"]
+    assert registry.get_sample_value("receiver_reconcile_rounds_total", {"result": "error"}) == 2
+    assert fake_tencent.calls == []
