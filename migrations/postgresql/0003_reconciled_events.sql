@@ -22,6 +22,12 @@
 -- * A real end whose push began at a reconciled begin (end minus push_duration) re-keys that
 --   open session to its sequence before it is inserted, so it closes it.
 --
+-- What this relies on in `store_events`: that it locks the partitions of its rows before it
+-- inserts them (two replicas storing one stream then insert one after the other, and the second
+-- sees the first's rows), and that it answers each key with the id of the row that has it now
+-- (a taken-over row has the callback's key; a skipped reconciled row has none, and the intake
+-- looks its id up in `event_aliases`).
+--
 -- Cost for every other callback: push begins and ends only (the WHEN clause), and one probe of
 -- the partial index below, which holds reconciled rows only (figures: docs/scaling.md).
 
