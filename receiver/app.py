@@ -81,12 +81,6 @@ def create_app(
             "reconciliation (RECEIVER_TENCENT_RECONCILE_INTERVAL) needs Tencent Cloud API "
             "credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
         )
-    if is_postgres(settings.database) and (reconciling or settings.tencent_backup_region):
-        raise ValueError(
-            "reconciliation and backup-stream roles work on SQLite only so far: unset "
-            "RECEIVER_TENCENT_RECONCILE_INTERVAL and RECEIVER_TENCENT_BACKUP_REGION, or use a "
-            "SQLite database (docs/scaling.md)"
-        )
     if moderation_calls_api(settings) and tencent is None:
         raise ValueError(
             f"RECEIVER_MODERATION_ACTION={settings.moderation_action} needs Tencent Cloud API "
@@ -124,8 +118,8 @@ def create_app(
             app.cleanup_ctx.append(auto_register_ctx)
         if reconciling:
             app.cleanup_ctx.append(reconcile_ctx)
-        # Main/backup roles of overlapping sessions (DescribeBackupStreamList), SQLite only.
-        if region and not is_postgres(settings.database):
+        # Main/backup roles of overlapping sessions (DescribeBackupStreamList).
+        if region:
             app.cleanup_ctx.append(backup_roles_ctx)
     app.cleanup_ctx.append(moderation_ctx)  # after storage and the client session
     app.cleanup_ctx.append(insight_ctx)

@@ -4,9 +4,10 @@ Sweeps DescribeLiveStreamEventList over `--since`..`--until` (default: the last 
 matches each record to stored push sessions, and reports sessions Tencent has and we lack,
 begins without ends that Tencent shows ended, begins missing before stored ends, and ended
 sessions Tencent does not know. Without `--apply` nothing changes. With `--apply` the missing
-begins and ends are appended to the inbox file as reconciled events; a running `receiver serve`
-folds and publishes them within about a second, and the command waits for that (a stopped one
-does so at its next start). Running it again stores nothing.
+begins and ends are stored as reconciled events: on SQLite appended to the inbox file (a running
+`receiver serve` folds and publishes them within about a second, and the command waits for
+that; a stopped one does so at its next start); on PostgreSQL committed before the command
+ends (any replica publishes them). Running it again stores nothing.
 
 Output: a table, or JSON lines (`--json`: one object per finding, then a summary object);
 progress on stderr for sweeps of more than one window. Exit status: 0 done, 1 Tencent or the
@@ -30,18 +31,21 @@ import aiosqlite
 
 from receiver.cli.common import add_database_option, configure_logging, load_credentials
 from receiver.cli.common import load_settings as load_cli_settings
-from receiver.cli.readonly import CommandError, open_readonly
+from receiver.cli.readonly import CommandError, open_postgres, open_readonly
 from receiver.cli.table import json_line
-from receiver.errors import StartupRefused
+from receiver.errors import StartupRefused, StorageUnavailable
 from receiver.logs import printable
+from receiver.metrics import Metrics
 from receiver.reconcile.matching import StoredSession
 from receiver.reconcile.run import Report, reconcile
-from receiver.reconcile.submit import InboxFileSubmitter
+from receiver.reconcile.submit import InboxFileSubmitter, IntakeSubmitter
 from receiver.reconcile.sweep import SweepProgress
 from receiver.reconcile.windows import WindowError
 from receiver.settings import Settings
-from receiver.storage.engine import sqlite_path
+from receiver.storage.engine import PostgresUrl
 from receiver.storage.lock import DatabaseLock
+from receiver.storage.postgres.intake import PostgresIntake
+from receiver.storage.postgres.pool import check_durability
 from receiver.tencent.client import TencentClient
 from receiver.tencent.credentials import TencentCredentials
 from receiver.tencent.errors import TencentError
@@ -105,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error) as exc:  # the inbox file could not take the events
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (StartupRefused, StorageUnavailable) as exc:  # PostgreSQL refused or failed
+        print(f"error: {getattr(exc, 'detail', None) or exc}", file=sys.stderr)
+        return 1
 
 
 async def _run(
@@ -114,9 +121,7 @@ async def _run(
     since: float,
     until: float,
 ) -> int:
-    database = sqlite_path(settings.database, "receiver tencent reconcile")
-    submitter = InboxFileSubmitter(database) if args.apply else None
-    async with aiohttp.ClientSession() as session, open_readonly(database) as reader:
+    async with aiohttp.ClientSession() as session:
         client = TencentClient(
             session,
             credentials,
@@ -125,22 +130,16 @@ async def _run(
             retry=client_retry(settings),
             limits=ActionLimits(share=settings.tencent_rate_share),
         )
-        report = await reconcile(
-            LiveStreamApi(client),
-            reader,
-            since=since,
-            until=until,
-            domains=args.domains or (),
-            submitter=submitter,
-            on_progress=_progress,
-        )
-        folded = None
-        if submitter is not None and report.stored and _service_running(database):
-            folded = await _wait_for_fold(reader, submitter.last_seq)
+        api = LiveStreamApi(client)
+        if isinstance(settings.database, PostgresUrl):
+            report = await _on_postgres(settings, api, args, since, until)
+            folded: bool | None = True  # committed: any replica publishes it
+        else:
+            report, folded = await _on_sqlite(settings.database, api, args, since, until)
     for line in _json_lines(report) if args.json else _table(report):
         # Stream names come from callbacks and from Tencent: never raw to a terminal.
         print(json_line(line) if args.json else printable(line))
-    if submitter is not None and report.stored and not folded:
+    if report.applied and report.stored and not folded:
         print(
             "the events are in the inbox file: `receiver serve` folds and publishes them "
             + (
@@ -151,6 +150,61 @@ async def _run(
             file=sys.stderr,
         )
     return 0
+
+
+async def _on_sqlite(
+    database: Path, api: LiveStreamApi, args: argparse.Namespace, since: float, until: float
+) -> tuple[Report, bool | None]:
+    """Appended to the inbox file; whether a running service folded it (None: none runs)."""
+    submitter = InboxFileSubmitter(database) if args.apply else None
+    async with open_readonly(database) as reader:
+        report = await reconcile(
+            api,
+            reader,
+            since=since,
+            until=until,
+            domains=args.domains or (),
+            submitter=submitter,
+            on_progress=_progress,
+        )
+        folded = None
+        if submitter is not None and report.stored and _service_running(database):
+            folded = await _wait_for_fold(reader, submitter.last_seq)
+    return report, folded
+
+
+async def _on_postgres(
+    settings: Settings,
+    api: LiveStreamApi,
+    args: argparse.Namespace,
+    since: float,
+    until: float,
+) -> Report:
+    """Stored through an intake of the command's own, as the service stores callbacks (the
+    matching with real callbacks is the database's: migrations/postgresql, reconciled_events)."""
+    url = settings.database
+    assert isinstance(url, PostgresUrl)
+    async with open_postgres(url) as pool:
+        intake = None
+        if args.apply:
+            await check_durability(pool, url)
+            intake = PostgresIntake(
+                pool, Metrics.create(), commit_timeout=settings.database_timeout_seconds
+            )
+            intake.start()
+        try:
+            return await reconcile(
+                api,
+                pool,
+                since=since,
+                until=until,
+                domains=args.domains or (),
+                submitter=IntakeSubmitter(intake) if intake is not None else None,
+                on_progress=_progress,
+            )
+        finally:
+            if intake is not None:
+                await intake.close()
 
 
 def _service_running(database: Path) -> bool:

@@ -20,14 +20,16 @@ import aiohttp
 
 from receiver.cli.common import add_database_option, configure_logging, load_credentials
 from receiver.cli.common import load_settings as load_cli_settings
-from receiver.cli.readonly import CommandError, open_readonly
+from receiver.cli.readonly import CommandError, open_postgres, open_readonly
 from receiver.cli.table import json_line, when, write_table
 from receiver.errors import ApiError
+from receiver.history import pg_sql as pg_history
 from receiver.history import sql as history
 from receiver.history.models import Session
 from receiver.history.params import SessionQuery
+from receiver.history.sql import StreamKey
 from receiver.reconcile.backup import BackupRoles
-from receiver.storage.engine import sqlite_path
+from receiver.storage.engine import PostgresUrl
 from receiver.tencent.client import TencentClient
 from receiver.tencent.limits import ActionLimits
 from receiver.tencent.streams import LiveStreamApi
@@ -66,12 +68,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    async def main() -> list[Session]:
-        async with open_readonly(
-            sqlite_path(settings.database, "receiver tencent sessions")
-        ) as reader:
+    async def stored() -> tuple[StreamKey, list[Session]]:
+        database = settings.database
+        if isinstance(database, PostgresUrl):
+            async with open_postgres(database) as pool:
+                stream = await pg_history.find_stream(
+                    pool, args.stream_id, args.domain, args.app_name
+                )
+                return stream, (await pg_history.list_sessions(pool, stream, query)).items
+        async with open_readonly(database) as reader:
             stream = await history.find_stream(reader, args.stream_id, args.domain, args.app_name)
-            sessions = (await history.list_sessions(reader, stream, query)).items
+            return stream, (await history.list_sessions(reader, stream, query)).items
+
+    async def main() -> list[Session]:
+        stream, sessions = await stored()
         if region is None or sum(s.state == "live" for s in sessions) < 2:
             return sessions
         async with aiohttp.ClientSession() as session:

@@ -88,6 +88,8 @@ def events_page_sql(query: EventQuery, after: int | None) -> Sql:
             where(f"{column} < ?", high)
     if query.published is not None:
         where("published_at IS NOT NULL" if query.published else "published_at IS NULL")
+    if query.source is not None:
+        where("source = ?", query.source)
     if after is not None:
         where("seq < ?" if desc else "seq > ?", after)
     params.append(query.limit + 1)  # one more than asked: tells whether another page exists

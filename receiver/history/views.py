@@ -152,10 +152,17 @@ async def _with_roles(
     lookup = request.config_dict.get(SESSION_ROLES)
     if lookup is None or not any(s.state == "live" for s in sessions):
         return sessions
-    rows = await get_reader(request).execute_fetchall(
-        "SELECT open_sessions FROM streams WHERE id = ?", (stream.id,)
-    )
-    if not rows or next(iter(rows))[0] < 2:
+    postgres = get_postgres(request)
+    if postgres is not None:
+        open_sessions = await postgres.pool.fetchval(
+            "SELECT open_sessions FROM streams WHERE id = $1", stream.id
+        )
+    else:
+        rows = await get_reader(request).execute_fetchall(
+            "SELECT open_sessions FROM streams WHERE id = ?", (stream.id,)
+        )
+        open_sessions = next(iter(rows))[0] if rows else None
+    if open_sessions is None or open_sessions < 2:
         return sessions
     roles = await lookup.roles(stream.domain, stream.app_name, stream.stream_id)
     return [

@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from receiver.reconcile.bodies import not_live_end_body, online_begin_body
+from receiver.reconcile.rounds import Identity, InProcessMemory, MissingMemory
+from receiver.reconcile.stored import History, open_session_rows
 from receiver.reconcile.submit import Submitter
 from receiver.tencent.streams import (
     ONLINE_PAGE_SIZE,
@@ -41,14 +41,8 @@ from receiver.tencent.streams import (
 
 log = logging.getLogger(__name__)
 
-Identity = tuple[str, str, str]
 # Looks in a row a stream must be missing from the list before its open sessions are ended.
 LOOKS_TO_END = 2
-_OPEN = (
-    "SELECT s.domain, s.app_name, s.stream_id, p.sequence, p.begin_time"
-    " FROM push_sessions AS p INDEXED BY push_sessions_open JOIN streams AS s ON s.id = p.stream"
-    " WHERE p.end_seq IS NULL"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +73,11 @@ class LiveCorrector:
     submitter: Submitter
     domains: Sequence[str] = ()
     clock: Callable[[], float] = time.time
-    _missing: dict[Identity, tuple[int, float]] = field(default_factory=dict)
+    # Between looks: in this process on SQLite; in the database on PostgreSQL, where the next
+    # round may be another replica's (`receiver.reconcile.rounds`).
+    memory: MissingMemory = field(default_factory=lambda: InProcessMemory())
 
-    async def look(self, reader: aiosqlite.Connection) -> LiveLook:
+    async def look(self, reader: History) -> LiveLook:
         now = self.clock()
         listed, complete = await online_streams(self.api, self.domains)
         look = LiveLook(now, len(listed), complete)
@@ -92,11 +88,12 @@ class LiveCorrector:
         online = {info.identity: info for info in listed}
         bodies: list[dict[str, Any]] = []
 
+        previous = await self.memory.load()
         missing: dict[Identity, tuple[int, float]] = {}
         for identity, sessions in by_stream.items():
             if identity in online or not complete:
                 continue
-            looks, first = self._missing.get(identity, (0, now))
+            looks, first = previous.get(identity, (0, now))
             looks += 1
             if looks < LOOKS_TO_END:
                 missing[identity] = (looks, first)
@@ -106,7 +103,7 @@ class LiveCorrector:
             bodies.extend(
                 not_live_end_body(identity, s.sequence, first, s.begin_time) for s in sessions
             )
-        self._missing = missing
+        await self.memory.save(missing)
 
         for identity, info in online.items():
             if identity in by_stream:
@@ -149,10 +146,8 @@ async def online_streams(
     return found, complete
 
 
-async def open_sessions(
-    reader: aiosqlite.Connection, domains: Sequence[str] = ()
-) -> list[OpenSession]:
-    rows = await reader.execute_fetchall(_OPEN)
+async def open_sessions(history: History, domains: Sequence[str] = ()) -> list[OpenSession]:
+    rows = await open_session_rows(history)
     wanted = set(domains)
     return [
         OpenSession((r[0], r[1], r[2]), r[3], r[4]) for r in rows if not wanted or r[0] in wanted

@@ -22,20 +22,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import aiosqlite
-
+from receiver.reconcile.stored import History, session_rows
 from receiver.storage.reconciled import TOLERANCE_SECONDS
 from receiver.tencent.streams import StreamEventInfo
 
 Identity = tuple[str, str, str]
-
-# Every session that could pair with a record of the sweep: the open ones (a lost end), and
-# those placed or ended since the oldest record's start (minus the tolerance).
-_SESSIONS = (
-    "SELECT s.domain, s.app_name, s.stream_id, p.id, p.sequence, p.begin_time, p.end_time,"
-    " p.started_at FROM push_sessions AS p JOIN streams AS s ON s.id = p.stream"
-    " WHERE p.end_seq IS NULL OR p.started_at >= ? OR p.end_time >= ?"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +59,9 @@ class Findings:
 
 
 async def stored_sessions(
-    conn: aiosqlite.Connection, oldest: float, *, domains: Sequence[str] = ()
+    history: History, oldest: float, *, domains: Sequence[str] = ()
 ) -> list[StoredSession]:
-    rows = await conn.execute_fetchall(_SESSIONS, (oldest, oldest))
+    rows = await session_rows(history, oldest)
     wanted = set(domains)
     return [
         StoredSession((r[0], r[1], r[2]), r[3], r[4], r[5], r[6], r[7])

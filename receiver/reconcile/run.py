@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from receiver.reconcile.bodies import begin_body, end_body, made_up_sequence
 from receiver.reconcile.matching import Findings, match, stored_sessions
+from receiver.reconcile.stored import History
 from receiver.reconcile.submit import Submitter
 from receiver.reconcile.sweep import Progress, SweepProgress, sweep
 from receiver.reconcile.windows import plan
@@ -42,7 +41,7 @@ class Report:
 
 async def reconcile(
     api: LiveStreamApi,
-    reader: aiosqlite.Connection,
+    reader: History,
     *,
     since: float,
     until: float,

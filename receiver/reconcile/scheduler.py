@@ -6,10 +6,12 @@ default: CSS retries for about 12 minutes, so a lost callback is older than that
 looked for) and stores what is missing, then takes one look at the online list
 (`live.py`); rounds are `interval` seconds apart (60 is sensible: Tencent asks for the online
 list at most once a minute), the first one an interval after the start. Stored events go
-through the writer like callbacks.
+through the app's intake like callbacks. On PostgreSQL, one replica runs each round and the
+others skip it (`rounds.py`).
 
-`/readyz` shows the last round under `reconcile` (when, what it found and stored, its error);
-a failed round is `degraded`, never `fail`: callbacks are still taken. Metrics:
+`/readyz` shows the last round under `reconcile` (when, what it found and stored, its error),
+and the rounds skipped because another replica ran them; a failed round is `degraded`, never
+`fail`: callbacks are still taken. Metrics:
 `receiver_reconcile_rounds_total{result}`, `receiver_reconcile_found_total{finding}`,
 `receiver_reconcile_stored_total`, `receiver_reconcile_last_round_timestamp_seconds`.
 `run_round()` is one round, callable on its own (tests drive it without waiting).
@@ -25,16 +27,26 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from receiver.health import ComponentCheck
 from receiver.keys import HEALTH_CHECKS, METRICS, SETTINGS
 from receiver.reconcile.live import LiveCorrector, LiveLook
+from receiver.reconcile.rounds import (
+    InProcessMemory,
+    MissingMemory,
+    RoundGate,
+    SharedMemory,
+    SharedRounds,
+    SoloRounds,
+)
 from receiver.reconcile.run import Report, reconcile
-from receiver.reconcile.submit import Submitter, WriterSubmitter
-from receiver.storage.context import READER, WRITER
+from receiver.reconcile.stored import History
+from receiver.reconcile.submit import IntakeSubmitter, Submitter
+from receiver.storage.context import READER
+from receiver.storage.intake import INTAKE
+from receiver.storage.postgres.context import POSTGRES
 from receiver.tencent.client import TencentClient
 from receiver.tencent.errors import TencentError
 from receiver.tencent.streams import LiveStreamApi
@@ -56,7 +68,8 @@ class ReconcileMetrics:
         return cls(
             rounds=Counter(
                 "receiver_reconcile_rounds",
-                "Background reconciliation rounds, by result (ok, error).",
+                "Background reconciliation rounds, by result (ok, error; skipped: another "
+                "replica on the same PostgreSQL database ran it).",
                 ["result"],
                 registry=registry,
             ),
@@ -87,13 +100,15 @@ class Reconciler:
     def __init__(
         self,
         api: LiveStreamApi,
-        reader: aiosqlite.Connection,
+        reader: History,
         submitter: Submitter,
         metrics: ReconcileMetrics,
         *,
         window_seconds: float,
         domains: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
+        gate: RoundGate | None = None,
+        memory: MissingMemory | None = None,
     ) -> None:
         self._api = api
         self._reader = reader
@@ -102,12 +117,33 @@ class Reconciler:
         self._window = window_seconds
         self._domains = domains
         self._clock = clock
-        self.live = LiveCorrector(api, submitter, domains, clock)
+        self._gate: RoundGate = gate or SoloRounds()
+        self.live = LiveCorrector(api, submitter, domains, clock, memory or InProcessMemory())
         self.rounds = 0
         self.last: dict[str, Any] | None = None
         self.error: str | None = None
+        self.skipped = 0
+        self.last_skip: dict[str, Any] | None = None
 
-    async def run_round(self) -> tuple[Report | None, LiveLook | None]:
+    async def run_round(self, spacing: float = 0.0) -> tuple[Report | None, LiveLook | None]:
+        """One round, unless another replica runs one now or began one less than `spacing`
+        seconds ago (`rounds.py`): then (None, None)."""
+        try:
+            async with self._gate.hold(spacing) as skip:
+                if skip is None:
+                    return await self._round()
+        except Exception as exc:  # the database could not say whose round it is: the next try
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.warning("reconciliation round not started: %s", self.error)
+            self._metrics.rounds.labels("error").inc()
+            return None, None
+        self.skipped += 1
+        self.last_skip = {"at": iso_utc(self._clock()), "reason": skip}
+        self._metrics.rounds.labels("skipped").inc()
+        log.info("reconciliation round skipped: %s", skip)
+        return None, None
+
+    async def _round(self) -> tuple[Report | None, LiveLook | None]:
         started = self._clock()
         report: Report | None = None
         look: LiveLook | None = None
@@ -170,7 +206,12 @@ class Reconciler:
         }
 
     async def check(self) -> ComponentCheck:
-        details: dict[str, Any] = {"rounds": self.rounds, "last": self.last}
+        details: dict[str, Any] = {
+            "rounds": self.rounds,
+            "last": self.last,
+            "skipped": self.skipped,
+            "last_skip": self.last_skip,
+        }
         if self.error is not None:
             details["error"] = self.error
             return ComponentCheck("degraded", details)
@@ -181,7 +222,7 @@ class Reconciler:
         restarted after an outage has its callbacks retried by CSS first)."""
         while True:
             await asyncio.sleep(interval)
-            await self.run_round()
+            await self.run_round(spacing=interval)
 
 
 RECONCILER = web.AppKey("reconciler", Reconciler)
@@ -200,13 +241,20 @@ async def reconcile_ctx(app: web.Application) -> AsyncIterator[None]:
         retry=app[TENCENT].client_retry,
         limits=app[TENCENT_LIMITS],
     )
+    postgres = app.get(POSTGRES)
+    gate: RoundGate | None = None
+    memory: MissingMemory | None = None
+    if postgres is not None:  # several replicas: one of them per round (`rounds.py`)
+        gate, memory = SharedRounds(postgres.pool), SharedMemory(postgres.pool)
     reconciler = Reconciler(
         LiveStreamApi(client),
-        app[READER],
-        WriterSubmitter(app[WRITER]),
+        postgres.pool if postgres is not None else app[READER],
+        IntakeSubmitter(app[INTAKE]),
         ReconcileMetrics.create(app[METRICS].registry),
         window_seconds=settings.tencent_reconcile_window_seconds,
         domains=tuple(settings.tencent_domains),
+        gate=gate,
+        memory=memory,
     )
     app[RECONCILER] = reconciler
     app[HEALTH_CHECKS]["reconcile"] = reconciler.check

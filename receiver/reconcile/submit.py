@@ -1,15 +1,18 @@
-"""Handing reconciled events to storage the way callbacks go: an inbox row, then the fold.
+"""Handing reconciled events to storage the way callbacks go: the engine's intake.
 
-Why not write `events` directly: the fold is the database's only writer, and it is where
-deduplication, the history tables and the outbox order are decided. A reconciled event appended
-to the inbox is folded, deduplicated (also against its real callback, `storage/reconciled.py`)
-and published by the same code as any callback, in storage order.
+Why not write `events` directly: the intake is where deduplication, the history tables and the
+outbox order are decided (SQLite: an inbox row, then the fold; PostgreSQL: `store_events` and
+its triggers). A reconciled event goes the same way, is deduplicated (also against its real
+callback: `storage/reconciled.py`; on PostgreSQL the `events_reconciled` trigger) and
+published by the same code as any callback, in storage order.
 
-Two ways in, one row shape (`RECONCILED_PATH` as the row's `path_kind` marks its source):
-- inside the service (the background reconciliation): through the writer process, like a
-  callback (`WriterSubmitter`);
-- from `receiver tencent reconcile --apply`, a separate process: appended to the inbox file
-  directly (`InboxFileSubmitter`). SQLite serialises it with the writer's commits; the fold
+Three ways in, one row shape (`RECONCILED_PATH` as the row's `path_kind` marks its source):
+- inside the service (the background reconciliation): through the app's intake, like a
+  callback (`IntakeSubmitter`: the writer process on SQLite, `PostgresIntake` on PostgreSQL);
+- from `receiver tencent reconcile --apply` on PostgreSQL: through a `PostgresIntake` of the
+  command's own (committed when `submit` returns; any replica publishes it);
+- from `receiver tencent reconcile --apply` on SQLite, a separate process: appended to the inbox
+  file directly (`InboxFileSubmitter`). SQLite serialises it with the writer's commits; the fold
   looks at the inbox at least once a second even without being woken, so a running service
   folds and publishes it within about a second; a stopped one does at its next start.
 """
@@ -25,8 +28,8 @@ import orjson
 
 from receiver.storage.ids import EventIds
 from receiver.storage.inbox_file import inbox_path, open_inbox
+from receiver.storage.intake import Intake
 from receiver.storage.reconciled import RECONCILED_PATH
-from receiver.storage.writer import EventWriter
 
 _APPEND = (
     "INSERT INTO inbox (id, event_type, received_at, path_kind, payload) VALUES (?, ?, ?, ?, ?)"
@@ -39,14 +42,14 @@ class Submitter(Protocol):
         ...
 
 
-class WriterSubmitter:
-    def __init__(self, writer: EventWriter) -> None:
-        self._writer = writer
+class IntakeSubmitter:
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
 
     async def submit(self, bodies: list[dict[str, Any]]) -> list[str]:
         now = time.time()
         futures = [
-            self._writer.submit(body["event_type"], orjson.dumps(body), now, RECONCILED_PATH)
+            self._intake.submit(body["event_type"], orjson.dumps(body), now, RECONCILED_PATH)
             for body in bodies
         ]
         return list(await asyncio.gather(*futures))

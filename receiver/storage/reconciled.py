@@ -20,6 +20,10 @@ stream) and event time within `TOLERANCE_SECONDS`, and **the real one wins**:
 
 A reconciled end that closes a session we hold carries that session's real `sequence`, so its key
 is the real end's key; a real end arriving later finds it by key and takes it over the same way.
+
+On PostgreSQL the same statements run in the database, in the `events_reconciled` trigger
+(migrations/postgresql/0005_reconciled_events.sql), so that replicas match what each other
+stored; a change to the rule here is a change there.
 """
 
 from __future__ import annotations

@@ -1,14 +1,19 @@
-"""What the reconciliation tests share: a stream API on the fake, and a run against the app."""
+"""What the reconciliation tests share: a stream API on the fake, and a run against the app
+(on either engine)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from receiver.reconcile.run import Report, reconcile
-from receiver.reconcile.submit import WriterSubmitter
-from receiver.storage.context import READER, WRITER
+from receiver.reconcile.stored import History
+from receiver.reconcile.submit import IntakeSubmitter
+from receiver.storage.context import READER
+from receiver.storage.intake import INTAKE
+from receiver.storage.postgres.context import POSTGRES
 from receiver.tencent.client import TencentClient
 from receiver.tencent.streams import LiveStreamApi
 from tests.support.fake_tencent import FakeTencent
@@ -20,16 +25,27 @@ def stream_api(fake: FakeTencent, session: aiohttp.ClientSession) -> LiveStreamA
     return LiveStreamApi(TencentClient(session, credentials(), endpoint=fake.url, retry=instant()))
 
 
+def history(client: Any) -> History:
+    """What the app reads history through: the PostgreSQL pool, else the SQLite reader."""
+    app: web.Application = client.server.app
+    postgres = app.get(POSTGRES)
+    return postgres.pool if postgres is not None else app[READER]
+
+
+def submitter(client: Any) -> IntakeSubmitter:
+    """Stores through the app's intake, like the background rounds."""
+    return IntakeSubmitter(client.server.app[INTAKE])
+
+
 async def run(client: Any, fake: FakeTencent, *, since: float, until: float, apply: bool) -> Report:
-    """One reconciliation through the app's own writer and reader; folded before it returns."""
-    app = client.server.app
+    """One reconciliation through the app's own intake and reader; folded before it returns."""
     async with aiohttp.ClientSession() as session:
         report = await reconcile(
             stream_api(fake, session),
-            app[READER],
+            history(client),
             since=since,
             until=until,
-            submitter=WriterSubmitter(app[WRITER]) if apply else None,
+            submitter=submitter(client) if apply else None,
         )
     await folded(client)
     return report

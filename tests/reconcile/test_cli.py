@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from receiver.app import create_app
 from receiver.cli import main as cli_main
 from receiver.settings import Settings
+from receiver.storage.engine import Database, PostgresUrl
+from tests.conftest import ClientFactory
 from tests.reconcile.support import events_of
 from tests.support.css import APP, DOMAIN, push_begin
 from tests.support.fake_tencent import SECRET_ID, SECRET_KEY, FakeTencent
@@ -29,15 +32,33 @@ def tencent_env(monkeypatch: pytest.MonkeyPatch, fake_tencent: FakeTencent) -> N
     monkeypatch.setenv("RECEIVER_TENCENT_ENDPOINT", fake_tencent.url)
 
 
-async def reconcile(database: Path, *args: str) -> int:
+async def reconcile(database: Path | str, *args: str) -> int:
     argv = ["tencent", "reconcile", "--database", str(database), *args]
     return await asyncio.to_thread(cli_main, argv)
 
 
+@pytest.fixture
+async def any_client(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], any_database: Database
+) -> Any:
+    """The service on each engine (the command reads and stores beside it)."""
+    return await aiohttp_client(create_app(make_settings(database=any_database)))
+
+
+@pytest.fixture
+def cli_database(any_database: Database) -> str:
+    """What `--database` takes for the test's database."""
+    return any_database.dsn() if isinstance(any_database, PostgresUrl) else str(any_database)
+
+
 @pytest.mark.usefixtures("tencent_env")
 async def test_a_dry_run_prints_findings_escaped_and_stores_nothing(
-    client: Any, fake_tencent: FakeTencent, database: Path, capsys: pytest.CaptureFixture[str]
+    any_client: Any,
+    fake_tencent: FakeTencent,
+    cli_database: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    client, database = any_client, cli_database
     streams = FakeStreams.install(fake_tencent)
     streams.add_record(DOMAIN, APP, "evil\x1b[2J", start=T, end=T + 60)
     streams.add_record(DOMAIN, APP, "open", start=T + 5, end=T + 65)
@@ -54,6 +75,40 @@ async def test_a_dry_run_prints_findings_escaped_and_stores_nothing(
     summary = lines[-1]["summary"]
     assert (summary["missing"], summary["missing_end"], summary["stored"]) == (1, 1, 0)
     assert summary["applied"] is False
+    assert await events_of(client, "evil\x1b[2J") == []
+
+
+@pytest.mark.usefixtures("tencent_env")
+async def test_apply_on_postgresql_commits_what_is_missing_once(
+    aiohttp_client: ClientFactory,
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    fake_tencent: FakeTencent,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No inbox, no fold: committed before the command ends; a replica sees it at once."""
+    client = await aiohttp_client(create_app(make_settings(database=PostgresUrl(pg_url))))
+    streams = FakeStreams.install(fake_tencent)
+    streams.add_record(DOMAIN, APP, "lost", start=T, end=T + 60)
+    streams.add_record(DOMAIN, APP, "open", start=T + 5, end=T + 65)
+    await post(client, push_begin("open", "1", T + 5))
+
+    assert await reconcile(pg_url, "--since", str(T - 60), "--apply", "--json") == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["summary"]["stored"] == 3
+    assert "inbox" not in err
+    lost = await events_of(client, "lost")
+    assert [(e["kind"], e["source"]) for e in lost] == [
+        ("stream_begin", "reconciled"),
+        ("stream_end", "reconciled"),
+    ]
+    assert [(e["kind"], e["source"]) for e in await events_of(client, "open")] == [
+        ("stream_begin", "callback"),
+        ("stream_end", "reconciled"),
+    ]
+    assert await reconcile(pg_url, "--since", str(T - 60), "--apply", "--json") == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]
+    assert (summary["matched"], summary["stored"]) == (2, 0)
 
 
 @pytest.mark.usefixtures("tencent_env")

@@ -1,4 +1,5 @@
-"""Live-state correction and the background rounds, through the real app and the fake."""
+"""Live-state correction and the background rounds, through the real app (on each engine) and
+the fake."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from receiver.app import create_app
 from receiver.cli import main as cli_main
 from receiver.reconcile.scheduler import RECONCILER, Reconciler
 from receiver.settings import Settings
+from receiver.storage.engine import Database, PostgresUrl
 from receiver.tencent.autoregister import TencentSetup
 from tests.reconcile.support import events_of, sessions_of, stream_of
 from tests.support.css import APP, DOMAIN, push_begin, stream_end
@@ -28,10 +29,21 @@ T = int(time.time()) - 600
 
 
 @pytest.fixture
+def cli_database(any_database: Database) -> str:
+    """What `--database` takes for the test's database."""
+    return any_database.dsn() if isinstance(any_database, PostgresUrl) else str(any_database)
+
+
+@pytest.fixture
 async def client(
-    aiohttp_client: Any, make_settings: Callable[..., Settings], fake_tencent: FakeTencent
+    aiohttp_client: Any,
+    make_settings: Callable[..., Settings],
+    fake_tencent: FakeTencent,
+    any_database: Database,
 ) -> Any:
+    """The service on each engine, with rounds and backup roles on."""
     settings = make_settings(
+        database=any_database,
         tencent_endpoint=fake_tencent.url,
         tencent_reconcile_interval=3600,  # rounds are driven by the test
         tencent_reconcile_window_seconds=3600,
@@ -52,7 +64,7 @@ async def round_(client: Any) -> None:
 
 
 async def test_a_lost_end_is_ended_after_two_looks_and_an_unseen_stream_goes_live(
-    client: Any, fake_tencent: FakeTencent, database: Path, capsys: pytest.CaptureFixture[str]
+    client: Any, fake_tencent: FakeTencent, cli_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     streams = FakeStreams.install(fake_tencent)
     streams.go_live(DOMAIN, APP, "fine", at=T)
@@ -64,7 +76,7 @@ async def test_a_lost_end_is_ended_after_two_looks_and_an_unseen_stream_goes_liv
     unseen = await stream_of(client, "unseen")
     assert (unseen["state"], unseen["state_source"]) == ("live", "reconciled")
     assert unseen["last_begin"] == (await events_of(client, "unseen"))[0]["event_time"]
-    assert await asyncio.to_thread(cli_main, ["streams", "--database", str(database)]) == 0
+    assert await asyncio.to_thread(cli_main, ["streams", "--database", cli_database]) == 0
     table = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "live (reconciled)" in table[f"{DOMAIN}/{APP}/unseen"]
     assert "live (reconciled)" not in table[f"{DOMAIN}/{APP}/fine"]
@@ -117,7 +129,7 @@ async def test_a_failing_online_list_ends_nothing_and_reads_degraded(
 async def test_main_and_backup_pushes_keep_the_stream_live_while_either_pushes(
     client: Any,
     fake_tencent: FakeTencent,
-    database: Path,
+    cli_database: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -150,7 +162,7 @@ async def test_main_and_backup_pushes_keep_the_stream_live_while_either_pushes(
     monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
     monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
     monkeypatch.setenv("RECEIVER_TENCENT_ENDPOINT", fake_tencent.url)
-    argv = ["tencent", "sessions", "duo", "--database", str(database), "--region", "ap-guangzhou"]
+    argv = ["tencent", "sessions", "duo", "--database", cli_database, "--region", "ap-guangzhou"]
     assert await asyncio.to_thread(cli_main, [*argv, "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {s["sequence"]: s["role"] for s in listed} == {main: "main", backup: "backup"}
@@ -166,11 +178,16 @@ async def test_main_and_backup_pushes_keep_the_stream_live_while_either_pushes(
 
 
 async def test_rounds_run_on_their_own_at_the_interval(
-    aiohttp_client: Any, make_settings: Callable[..., Settings], fake_tencent: FakeTencent
+    aiohttp_client: Any,
+    make_settings: Callable[..., Settings],
+    fake_tencent: FakeTencent,
+    any_database: Database,
 ) -> None:
     streams = FakeStreams.install(fake_tencent)
     streams.add_record(DOMAIN, APP, "lost", start=T, end=T + 60)
-    settings = make_settings(tencent_endpoint=fake_tencent.url, tencent_reconcile_interval=0.2)
+    settings = make_settings(
+        database=any_database, tencent_endpoint=fake_tencent.url, tencent_reconcile_interval=0.2
+    )
     tencent = TencentSetup(credentials(), client_retry=instant())
     client = await aiohttp_client(create_app(settings, tencent=tencent))
 

@@ -1,17 +1,22 @@
-"""`reconcile` against the real app (HTTP, SQLite, fold) and the fake's push records."""
+"""`reconcile` against the real app (HTTP, storage on each engine) and the fake's push records."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from receiver.reconcile.submit import WriterSubmitter
-from receiver.storage.context import WRITER
+import pytest
+
+from receiver.app import create_app
+from receiver.settings import Settings
+from receiver.storage.engine import Database
 from receiver.storage.reconciled import Reconciled
 from receiver.times import iso_utc
-from tests.reconcile.support import events_of, run, sessions_of, stream_of
+from tests.conftest import ClientFactory
+from tests.reconcile.support import events_of, run, sessions_of, stream_of, submitter
 from tests.support.css import APP, DOMAIN, push_begin, stream_end
 from tests.support.fake_tencent import FakeTencent
 from tests.support.fake_tencent_streams import FakeStreams
@@ -30,6 +35,14 @@ def seed(fake: FakeTencent) -> FakeStreams:
     return streams
 
 
+@pytest.fixture
+async def any_client(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], any_database: Database
+) -> Any:
+    """The app on each engine: the same findings, stored events and history from both."""
+    return await aiohttp_client(create_app(make_settings(database=any_database)))
+
+
 async def seed_callbacks(client: Any) -> None:
     await post(
         client,
@@ -43,28 +56,28 @@ async def seed_callbacks(client: Any) -> None:
 
 
 async def test_dry_run_reports_and_apply_stores_exactly_what_is_missing(
-    client: Any, fake_tencent: FakeTencent
+    any_client: Any, fake_tencent: FakeTencent
 ) -> None:
     seed(fake_tencent)
-    await seed_callbacks(client)
+    await seed_callbacks(any_client)
     fake_tencent.fail("RequestLimitExceeded", times=2, action="DescribeLiveStreamEventList")
 
-    dry = await run(client, fake_tencent, since=T - 600, until=NOW, apply=False)
+    dry = await run(any_client, fake_tencent, since=T - 600, until=NOW, apply=False)
     f = dry.findings
     assert [r.stream_name for r in f.missing] == ["lost"]
     assert [p.record.stream_name for p in f.missing_end] == ["no-end"]
     assert [p.record.stream_name for p in f.missing_begin] == ["no-begin"]
     assert [s.identity[2] for s in f.unknown] == ["ours"]
     assert dry.stored == [] and len(dry.bodies) == 4
-    assert await events_of(client, "lost") == []  # a dry run changes nothing
-    assert (await stream_of(client, "no-end"))["state"] == "live"
+    assert await events_of(any_client, "lost") == []  # a dry run changes nothing
+    assert (await stream_of(any_client, "no-end"))["state"] == "live"
 
-    applied = await run(client, fake_tencent, since=T - 600, until=NOW, apply=True)
+    applied = await run(any_client, fake_tencent, since=T - 600, until=NOW, apply=True)
     assert len(applied.stored) == 4
-    reconciled = (await get(client, "/api/events?source=reconciled"))["events"]
+    reconciled = (await get(any_client, "/api/events?source=reconciled"))["events"]
     assert sorted(e["id"] for e in reconciled) == sorted(applied.stored)
 
-    lost = await events_of(client, "lost")
+    lost = await events_of(any_client, "lost")
     assert [(e["kind"], e["event_time"], e["source"]) for e in lost] == [
         ("stream_begin", _iso(T + 200), "reconciled"),
         ("stream_end", _iso(T + 800), "reconciled"),
@@ -72,71 +85,71 @@ async def test_dry_run_reports_and_apply_stores_exactly_what_is_missing(
     assert lost[1]["payload"]["errmsg"] == "bye"
     assert lost[1]["payload"]["push_duration"] == "600000"
     assert lost[0]["sequence"] == lost[1]["sequence"] == f"reconciled-{T + 200}"
-    no_end = await stream_of(client, "no-end")
+    no_end = await stream_of(any_client, "no-end")
     assert (no_end["state"], no_end["state_source"]) == ("ended", "reconciled")
-    assert [s["sequence"] for s in await sessions_of(client, "no-end")] == ["2002"]
-    (no_begin,) = await sessions_of(client, "no-begin")
+    assert [s["sequence"] for s in await sessions_of(any_client, "no-end")] == ["2002"]
+    (no_begin,) = await sessions_of(any_client, "no-begin")
     assert (no_begin["sequence"], no_begin["begin_source"], no_begin["end_source"]) == (
         "4004", "reconciled", "callback",
     )  # fmt: skip
-    whole = await stream_of(client, "whole")
+    whole = await stream_of(any_client, "whole")
     assert whole["state_source"] == "callback"
 
-    again = await run(client, fake_tencent, since=T - 600, until=NOW, apply=True)
+    again = await run(any_client, fake_tencent, since=T - 600, until=NOW, apply=True)
     assert again.bodies == [] and again.stored == []
     assert again.findings.matched == 4
 
 
 async def test_a_late_real_callback_takes_over_its_reconciled_event(
-    client: Any, fake_tencent: FakeTencent
+    any_client: Any, fake_tencent: FakeTencent
 ) -> None:
     seed(fake_tencent)
-    await seed_callbacks(client)
-    await run(client, fake_tencent, since=T - 600, until=NOW, apply=True)
-    before = {e["kind"]: e["id"] for e in await events_of(client, "lost")}
+    await seed_callbacks(any_client)
+    await run(any_client, fake_tencent, since=T - 600, until=NOW, apply=True)
+    before = {e["kind"]: e["id"] for e in await events_of(any_client, "lost")}
 
     # CSS finally delivers the lost push (a second off Tencent's record), and the lost end.
     await post(
-        client,
+        any_client,
         push_begin("lost", "3003", T + 201),
         stream_end("lost", "3003", T + 800, duration_ms=599_000),
         stream_end("no-end", "2002", T + 700, duration_ms=600_000, errcode=1),
     )
-    lost = await events_of(client, "lost")
+    lost = await events_of(any_client, "lost")
     assert {e["kind"]: e["id"] for e in lost} == before  # absorbed: no new event, same ids
     assert [(e["source"], e["sequence"], e["event_time"]) for e in lost] == [
         ("confirmed", "3003", _iso(T + 201)),  # the real one wins where they differ
         ("confirmed", "3003", _iso(T + 800)),
     ]
     assert "reconciled" not in lost[0]["payload"]
-    (session,) = await sessions_of(client, "lost")
+    (session,) = await sessions_of(any_client, "lost")
     assert (session["sequence"], session["state"]) == ("3003", "ended")
-    no_end = await events_of(client, "no-end")
+    no_end = await events_of(any_client, "no-end")
     assert [(e["kind"], e["source"]) for e in no_end] == [
         ("stream_begin", "callback"),
         ("stream_end", "confirmed"),
     ]
     assert no_end[1]["payload"]["errcode"] == 1
     # Its retries (the same body again) are plain duplicates.
-    await post(client, push_begin("lost", "3003", T + 201))
-    assert len(await events_of(client, "lost")) == 2
+    await post(any_client, push_begin("lost", "3003", T + 201))
+    assert len(await events_of(any_client, "lost")) == 2
 
 
 async def test_a_real_callback_stored_first_wins_over_the_reconciled_copy(
-    client: Any, fake_tencent: FakeTencent
+    any_client: Any, fake_tencent: FakeTencent
 ) -> None:
     """The sweep read Tencent's record, then the real callback came in before its events."""
     streams = FakeStreams.install(fake_tencent)
     streams.add_record(DOMAIN, APP, "race", start=T, end=T + 60)
-    report = await run(client, fake_tencent, since=T - 600, until=NOW, apply=False)
+    report = await run(any_client, fake_tencent, since=T - 600, until=NOW, apply=False)
     await post(
-        client,
+        any_client,
         push_begin("race", "7007", T),
         stream_end("race", "7007", T + 61, duration_ms=61_000),
     )
-    await WriterSubmitter(client.server.app[WRITER]).submit(report.bodies)
-    await folded(client)
-    race = await events_of(client, "race")
+    await submitter(any_client).submit(report.bodies)
+    await folded(any_client)
+    race = await events_of(any_client, "race")
     assert [(e["kind"], e["source"], e["sequence"]) for e in race] == [
         ("stream_begin", "callback", "7007"),
         ("stream_end", "callback", "7007"),

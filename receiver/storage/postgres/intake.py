@@ -53,6 +53,7 @@ from receiver.storage.commit_health import CommitHealth
 from receiver.storage.fold import InboxRow, KindCounts, prepare_event
 from receiver.storage.ids import EventIds
 from receiver.storage.partitions import partition_of
+from receiver.storage.postgres import reconciled
 from receiver.storage.postgres.pool import acquire, bounded, describe_error, release, usable
 from receiver.storage.postgres.rejects import keep_rejected
 
@@ -86,6 +87,8 @@ async def store_rows(
     is open, else in its own; {(event_type, key): stored id}."""
     rows = await conn.fetch(_STORE, *columns, now)
     ids = {(row["event_type"], row["dedupe_key"]): row["id"] for row in rows}
+    if len(ids) != len(columns[0]):  # a reconciled row its real callback shadows
+        ids.update(await reconciled.shadowed(conn, columns, ids))
     if len(ids) != len(columns[0]):  # skipped, yet nothing has its key: never ack that
         raise CommitFailed("an event was neither stored nor found as a duplicate")
     return ids
@@ -223,11 +226,18 @@ class PostgresIntake:
                 self._fail(batch, CommitFailed(describe_error(exc)))
 
     async def _store(self, batch: list[_Waiting]) -> None:
+        runs = reconciled.split(batch, lambda waiting: waiting.row)
+        if len(runs) > 1:  # reconciled events among callbacks (rare): a transaction per run
+            for run in runs:
+                await self._store(run)
+            return
         started = time.perf_counter()
         prepared = [
             (storable(event), schema_error)
             for event, schema_error, _ in (prepare_event(waiting.row) for waiting in batch)
         ]
+        if reconciled.is_reconciled(batch[0].row):
+            prepared = [(reconciled.mark(event), error) for event, error in prepared]
         # One row per key: a retry inside the same batch is a duplicate of the first copy.
         first: dict[tuple[int, str], int] = {}
         unique: list[int] = []
