@@ -92,7 +92,9 @@ async def test_one_replica_runs_a_round_while_the_other_skips_it(
 ) -> None:
     first, second = replicas
     streams = FakeStreams.install(fake_tencent)
-    streams.add_record(DOMAIN, APP, "lost", start=T, end=T + 60)
+    # Within the round's window, which ends now (not at import: a long suite collects first).
+    begun = int(time.time()) - 1800
+    streams.add_record(DOMAIN, APP, "lost", start=begun, end=begun + 60)
     fake_tencent.hold = asyncio.Event()  # Tencent answers slowly: the round is under way
     running = asyncio.ensure_future(reconciler(first).run_round(spacing=3600))
 
