@@ -329,7 +329,10 @@ def smoke(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.database and args.scenario != "ingest":
+        p.error("--database goes with the ingest scenario only")
     if args.scenario == "smoke":
         smoke(args)
     # uvloop, as `receiver serve` runs: the drain measures the relay inside this process.
