@@ -151,13 +151,15 @@ def outbox(database: Path) -> tuple[set[str], int, int]:
     """(ids marked published, unpublished count, unroutable count), read-only as an operator.
 
     Acknowledged callbacks not folded yet count as unpublished: they will be events to publish.
+    The inbox is read first: a callback the fold moves in between is then counted twice (the
+    caller polls again) rather than not at all (a drained outbox that is not).
     """
+    unfolded = inbox_rows(database)
     conn = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT id, published_at, last_error FROM events").fetchall()
     finally:
         conn.close()
-    unfolded = inbox_rows(database)
     marked = {row[0] for row in rows if row[1] is not None}
     unroutable = sum(1 for row in rows if row[1] is not None and row[2] == "unroutable")
     return marked, len(rows) - len(marked) + int(unfolded), unroutable
