@@ -2,6 +2,7 @@
 
     python -m bench all --json out.json   # everything below, in this order (about 30 minutes)
     python -m bench ingest                # bare aiohttp vs receiver serve, publishing off
+    python -m bench ingest --database postgresql  # ... vs SQLite vs 1 and 2 PostgreSQL replicas
     python -m bench sustained             # the highest rate the fold and outbox keep up with
     python -m bench keepup                # half the sustained maximum, relay publishing
     python -m bench soak --minutes 10     # memory over a long run at that rate
@@ -30,6 +31,7 @@ from bench.history import history_section
 from bench.ingest import Side, measure_ingest
 from bench.keepup import measure_keepup
 from bench.outbox_drain import measure_drain
+from bench.pg_ingest import measure_pg_ingest
 from bench.rabbit import broker
 from bench.report import Report
 from bench.service import BASELINE, RELAY
@@ -66,6 +68,24 @@ async def ingest(args: argparse.Namespace, report: Report, url: str | None) -> d
     sections.ingest(report, sides)
     report.context["ingest"]["load"] = _load_context(args, args.streams)
     return sides
+
+
+async def pg_ingest(args: argparse.Namespace, report: Report) -> None:
+    replicas = tuple(args.replicas)
+    print(
+        f"ingest on PostgreSQL: {args.runs} rounds of {args.seconds:g} s, {args.connections} "
+        f"connections split over the replicas, replicas {', '.join(map(str, replicas))}"
+        + (f", events over {args.streams:,} streams" if args.streams else "")
+    )
+    result = await measure_pg_ingest(
+        runs=args.runs,
+        load=burst(args, streams=args.streams),
+        database=args.database,
+        replicas=replicas,
+    )
+    sections.pg_ingest(report, result)
+    report.context["pg_ingest"]["load"] = _load_context(args, args.streams)
+    report.context["pg_ingest"]["load_average"] = os.getloadavg()
 
 
 async def many_streams(args: argparse.Namespace, report: Report) -> None:
@@ -194,6 +214,8 @@ async def run(args: argparse.Namespace) -> Report:
         scenario = args.scenario
         if scenario in ("all", "smoke"):
             await everything(args, report, url)
+        elif scenario == "ingest" and args.database:
+            await pg_ingest(args, report)
         elif scenario == "ingest":
             await ingest(args, report, None)
         elif scenario == "sustained":
@@ -240,6 +262,16 @@ def parser() -> argparse.ArgumentParser:
         "make the per-stream indexes cost more",
     )  # fmt: skip
     ingest.add_argument(
+        "--database", metavar="URL",
+        help="ingest: measure PostgreSQL too (1 and 2 replicas next to bare aiohttp and SQLite); "
+        "a postgresql:// URL whose role may CREATE DATABASE (a fresh one per run), or just "
+        "'postgresql' for a private cluster in a temporary directory",
+    )  # fmt: skip
+    ingest.add_argument(
+        "--replicas", type=_replicas, default=[1, 2], metavar="N,M",
+        help="with --database: the replica counts to measure (default 1,2)",
+    )  # fmt: skip
+    ingest.add_argument(
         "--quiet-tail", type=float, default=0.0,
         help="stop sending this many seconds before each burst ends, so every request sent is "
         "answered and the events stored equal the 200s exactly (costs wrk a timer per "
@@ -279,6 +311,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _replicas(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("replica counts are positive integers, e.g. 1,2")
+    return counts
+
+
 def smoke(args: argparse.Namespace) -> None:
     """Every part, briefly; quiet tails everywhere so the counts are exact."""
     args.runs, args.seconds, args.connections, args.quiet_tail = 1, 2.0, 16, 1.0
@@ -290,7 +329,10 @@ def smoke(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.database and args.scenario != "ingest":
+        p.error("--database goes with the ingest scenario only")
     if args.scenario == "smoke":
         smoke(args)
     # uvloop, as `receiver serve` runs: the drain measures the relay inside this process.

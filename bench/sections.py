@@ -10,6 +10,7 @@ from __future__ import annotations
 from bench.ingest import Side, ratio
 from bench.keepup import KeepUp
 from bench.outbox_drain import Drain
+from bench.pg_ingest import SQLITE, PgIngest, pg_side
 from bench.report import Report
 from bench.service import BASELINE, RECEIVER, RELAY
 from bench.soak import Soak
@@ -21,6 +22,7 @@ STREAMS_RATIO = 0.80
 SUSTAINED_RATIO = 0.40
 OLDEST_S, RSS_GROWTH, DRAIN_RATIO = 1.0, 1.20, 0.90
 BOUNDED = "<= 1 s of traffic, flat"
+PG_AIM, PG_AIM_REPLICAS = 1.0, 2  # 2 replicas on PostgreSQL >= 1 SQLite node (issue 14)
 
 
 def _stored(report: Report, label: str, side: Side) -> None:
@@ -219,3 +221,31 @@ def drain(report: Report, result: Drain) -> None:
         "outbox relay drain: msg/s", summary["outbox_msg_per_s"], "msg/s",
         ratio=result.ratio, target=f">= {DRAIN_RATIO:.2f}", ok=result.ratio >= DRAIN_RATIO,
     )  # fmt: skip
+
+
+def pg_ingest(report: Report, result: PgIngest) -> None:
+    """Ingest on PostgreSQL with 1, 2, ... replicas next to bare aiohttp and one SQLite node.
+
+    The issue's aim: 2 replicas at least as fast as one SQLite node on the same machine."""
+    report.context["pg_ingest"] = {name: result.summary(name) for name in result.sides}
+    report.section("ingest on PostgreSQL, publishing off (medians; ratio = of per-round ratios)")
+    for name in result.sides:
+        s = result.summary(name)
+        report.add(f"{name}: req/s", s["req_per_s"], "req/s",
+                   ratio=None if name == BASELINE else s["ratio_to_bare"])  # fmt: skip
+        report.add(f"{name}: p50 / p99 ack latency", s["p50_ms"], "ms", extra=s["p99_ms"])
+        for role, ms in s["cpu_ms_per_req"].items():
+            report.add(f"{name}: {role} CPU per request", ms, "ms")
+        if name != BASELINE:
+            stored, answered = sum(s["stored"]), sum(s["ok"])
+            report.add(
+                f"{name}: events stored / answered 200", stored, "events", extra=answered,
+                target="every 200 stored once", ok=stored >= answered,
+            )  # fmt: skip
+    if PG_AIM_REPLICAS in result.replicas:
+        name = pg_side(PG_AIM_REPLICAS)
+        value = result.ratio(name, SQLITE)
+        report.add(
+            f"{name} to one SQLite node", result.rate(name), "req/s", ratio=value,
+            target=f">= {PG_AIM:.2f}", ok=value >= PG_AIM,
+        )  # fmt: skip

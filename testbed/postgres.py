@@ -120,6 +120,11 @@ class PostgresCluster:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
 
     @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (its backends are its children)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
