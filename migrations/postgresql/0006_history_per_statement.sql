@@ -154,8 +154,11 @@ $$;
 
 CREATE FUNCTION events_history_batch() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    -- The streams this statement's rows name with their domain and app name and that do not
-    -- exist yet, by the seq of the first row naming each.
+    -- The statement's rows naming a stream, in seq order. Read from the transition table once:
+    -- a query on it is planned again at every call, one on this array is planned once.
+    v_rows   events[];
+    -- The streams those rows name with their domain and app name and that do not exist yet,
+    -- by the seq of the first row naming each.
     v_first  BIGINT[];
     v_domain TEXT[];
     v_app    TEXT[];
@@ -164,24 +167,27 @@ DECLARE
     v_count  INTEGER;
     v_row    events;
 BEGIN
+    SELECT array_agg(n ORDER BY n.seq) INTO v_rows
+    FROM new_events AS n WHERE n.stream_id IS NOT NULL;
+    IF v_rows IS NULL THEN
+        RETURN NULL;
+    END IF;
+
     SELECT array_agg(f.seq ORDER BY f.seq), array_agg(f.domain ORDER BY f.seq),
            array_agg(f.app_name ORDER BY f.seq), array_agg(f.stream_id ORDER BY f.seq)
     INTO v_first, v_domain, v_app, v_name
     FROM (SELECT min(n.seq) AS seq, n.domain, n.app_name, n.stream_id
-          FROM new_events AS n
-          WHERE n.stream_id IS NOT NULL AND n.domain IS NOT NULL AND n.app_name IS NOT NULL
+          FROM UNNEST(v_rows) AS n
+          WHERE n.domain IS NOT NULL AND n.app_name IS NOT NULL
           GROUP BY n.domain, n.app_name, n.stream_id) AS f
     WHERE NOT EXISTS (SELECT 1 FROM streams AS s
                       WHERE s.domain = f.domain AND s.app_name = f.app_name
                         AND s.stream_id = f.stream_id);
     v_count := coalesce(cardinality(v_first), 0);
 
-    FOR v_row IN
-        SELECT * FROM new_events AS n
-        WHERE n.stream_id IS NOT NULL
-          AND (n.event_type IN (0, 1) OR n.domain IS NULL OR n.app_name IS NULL)
-        ORDER BY n.seq
-    LOOP
+    FOREACH v_row IN ARRAY v_rows LOOP
+        CONTINUE WHEN v_row.event_type NOT IN (0, 1)
+                  AND v_row.domain IS NOT NULL AND v_row.app_name IS NOT NULL;
         -- The streams earlier rows saw first exist before this row lands.
         WHILE v_next <= v_count AND v_first[v_next] < v_row.seq LOOP
             INSERT INTO streams (domain, app_name, stream_id)
@@ -195,23 +201,25 @@ BEGIN
         PERFORM events_history_row(v_row);
     END LOOP;
     -- NOT EXISTS first: a conflicting insert would still take an id, leaving gaps.
-    INSERT INTO streams (domain, app_name, stream_id)
-    SELECT f.domain, f.app_name, f.stream_id
-    FROM UNNEST(v_first, v_domain, v_app, v_name)
-         WITH ORDINALITY AS f(seq, domain, app_name, stream_id, position)
-    WHERE f.position >= v_next
-      AND NOT EXISTS (SELECT 1 FROM streams AS s
-                      WHERE s.domain = f.domain AND s.app_name = f.app_name
-                        AND s.stream_id = f.stream_id)
-    ORDER BY f.position
-    ON CONFLICT (domain, app_name, stream_id) DO NOTHING;
+    IF v_next <= v_count THEN
+        INSERT INTO streams (domain, app_name, stream_id)
+        SELECT f.domain, f.app_name, f.stream_id
+        FROM UNNEST(v_first, v_domain, v_app, v_name)
+             WITH ORDINALITY AS f(seq, domain, app_name, stream_id, position)
+        WHERE f.position >= v_next
+          AND NOT EXISTS (SELECT 1 FROM streams AS s
+                          WHERE s.domain = f.domain AND s.app_name = f.app_name
+                            AND s.stream_id = f.stream_id)
+        ORDER BY f.position
+        ON CONFLICT (domain, app_name, stream_id) DO NOTHING;
+    END IF;
 
     -- One upsert per stream and kind (ON CONFLICT DO UPDATE may touch a row once per
     -- statement), in key order.
     INSERT INTO stream_kinds AS k (domain, app_name, stream_id, kind, events, last_received_at)
     SELECT n.domain, n.app_name, n.stream_id, n.kind, count(*), max(n.received_at)
-    FROM new_events AS n
-    WHERE n.stream_id IS NOT NULL AND n.domain IS NOT NULL AND n.app_name IS NOT NULL
+    FROM UNNEST(v_rows) AS n
+    WHERE n.domain IS NOT NULL AND n.app_name IS NOT NULL
     GROUP BY n.domain, n.app_name, n.stream_id, n.kind
     ORDER BY n.domain, n.app_name, n.stream_id, n.kind
     ON CONFLICT (domain, app_name, stream_id, kind) DO UPDATE SET
