@@ -180,9 +180,10 @@ BEGIN
           FROM UNNEST(v_rows) AS n
           WHERE n.domain IS NOT NULL AND n.app_name IS NOT NULL
           GROUP BY n.domain, n.app_name, n.stream_id) AS f
-    WHERE NOT EXISTS (SELECT 1 FROM streams AS s
-                      WHERE s.domain = f.domain AND s.app_name = f.app_name
-                        AND s.stream_id = f.stream_id);
+    -- A scalar subquery, not NOT EXISTS: an anti join may be planned as a scan of `streams`.
+    WHERE (SELECT s.id FROM streams AS s
+           WHERE s.domain = f.domain AND s.app_name = f.app_name
+             AND s.stream_id = f.stream_id) IS NULL;
     v_count := coalesce(cardinality(v_first), 0);
 
     FOREACH v_row IN ARRAY v_rows LOOP
@@ -207,9 +208,9 @@ BEGIN
         FROM UNNEST(v_first, v_domain, v_app, v_name)
              WITH ORDINALITY AS f(seq, domain, app_name, stream_id, position)
         WHERE f.position >= v_next
-          AND NOT EXISTS (SELECT 1 FROM streams AS s
-                          WHERE s.domain = f.domain AND s.app_name = f.app_name
-                            AND s.stream_id = f.stream_id)
+          AND (SELECT s.id FROM streams AS s
+               WHERE s.domain = f.domain AND s.app_name = f.app_name
+                 AND s.stream_id = f.stream_id) IS NULL
         ORDER BY f.position
         ON CONFLICT (domain, app_name, stream_id) DO NOTHING;
     END IF;
