@@ -46,13 +46,11 @@ from receiver.storage.engine import PostgresUrl
 from receiver.storage.lock import DatabaseLock
 from receiver.storage.postgres.intake import PostgresIntake
 from receiver.storage.postgres.pool import check_durability
-from receiver.tencent.client import TencentClient
 from receiver.tencent.credentials import TencentCredentials
 from receiver.tencent.errors import TencentError
-from receiver.tencent.limits import ActionLimits
 from receiver.tencent.masking import redact
 from receiver.tencent.streams import LiveStreamApi, StreamEventInfo
-from receiver.tencent.wiring import client_retry
+from receiver.tencent.wiring import command_client
 from receiver.times import iso_utc, parse_time
 
 DEFAULT_SPAN_SECONDS = 86400.0
@@ -122,15 +120,7 @@ async def _run(
     until: float,
 ) -> int:
     async with aiohttp.ClientSession() as session:
-        client = TencentClient(
-            session,
-            credentials,
-            endpoint=settings.tencent_endpoint,
-            timeout_seconds=settings.tencent_timeout_seconds,
-            retry=client_retry(settings),
-            limits=ActionLimits(share=settings.tencent_rate_share),
-        )
-        api = LiveStreamApi(client)
+        api = LiveStreamApi(command_client(session, settings, credentials))
         if isinstance(settings.database, PostgresUrl):
             report = await _on_postgres(settings, api, args, since, until)
             folded: bool | None = True  # committed: any replica publishes it

@@ -13,6 +13,8 @@ import stat
 import string
 from pathlib import Path
 
+from receiver.storage.backup import sync_path
+
 log = logging.getLogger(__name__)
 
 CALLBACK_KEY_FILE = "callback_key"
@@ -53,17 +55,8 @@ def load_or_create(path: Path, length: int = 32) -> tuple[str, bool]:
             return _read(path), False
     finally:
         draft.unlink(missing_ok=True)
-    _sync_directory(path.parent)
+    sync_path(path.parent)  # the new name durable: a restart finds the secret CSS was given
     return value, True
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the new name durable, so a restart finds the secret CSS was given."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> str:

@@ -68,9 +68,9 @@ def backup(
     try:
         _create_private(partial)
         last_seq = _copy(database, partial, step_pages, progress)
-        _sync(partial)
+        sync_path(partial)
         os.replace(partial, destination)
-        _sync(destination.parent)
+        sync_path(destination.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
@@ -162,7 +162,8 @@ def _steps(progress: Progress | None) -> Callable[[int, int, int], object] | Non
     return lambda _, left, total: progress(total - left, total)
 
 
-def _sync(path: Path) -> None:
+def sync_path(path: Path) -> None:
+    """fsync a file or a directory (a directory: the names in it are durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,10 +17,10 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from receiver.app import create_app
-from receiver.settings import Settings
 from receiver.storage.engine import Database, PostgresUrl
 from testbed.service import free_port
 from tests.conftest import ClientFactory
+from tests.support import engines
 from tests.support.amqp import Received, Tap
 from tests.support.helpers import eventually_async, payload, signed, snapshot
 from tests.support.postgres import stored_events
@@ -32,17 +31,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 Client = TestClient[web.Request, web.Application]
 
-
-@pytest.fixture
-def make_settings(
-    make_settings: Callable[..., Settings], any_database: Database
-) -> Callable[..., Settings]:
-    """Settings on each engine in turn (`broker_settings` builds on these too)."""
-
-    def make(**overrides: Any) -> Settings:
-        return make_settings(**{"database": any_database, **overrides})
-
-    return make
+# Every test here on both engines (tests/support/engines.py; `broker_settings` builds on it).
+make_settings = engines.make_settings
 
 
 def _cli_database(database: Database) -> str:
