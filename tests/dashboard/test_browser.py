@@ -8,7 +8,6 @@ to `$RECEIVER_TEST_ARTIFACTS` (or the pytest temporary directory); docs/dashboar
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,12 +26,16 @@ from testbed.broker import RabbitNode
 from testbed.service import ServiceProcess
 from tests.support import css
 from tests.support.browser import (
+    artifacts_folder,
     chromium,
     count_of,
+    go,
     has_alert,
     page_errors,
     requested_urls,
     screenshot,
+    sign_in,
+    visible,
     wait_for,
 )
 from tests.support.helpers import API_TOKEN, KEY, signed
@@ -46,12 +49,7 @@ HOSTILE_MESSAGE = "<img src=x onerror=alert(2)>\u0007\u202eevil"
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    chosen = os.environ.get("RECEIVER_TEST_ARTIFACTS")
-    if chosen:
-        folder = Path(chosen) / "dashboard"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return tmp_path_factory.mktemp("dashboard-screenshots")
+    return artifacts_folder(tmp_path_factory, "dashboard-screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +77,6 @@ def browser(service: ServiceProcess) -> Iterator[WebDriver]:
         yield driver
 
 
-def sign_in(driver: WebDriver, token: str) -> None:
-    field = wait_for(lambda: visible(driver, "token"), what="the login form")
-    field.clear()
-    field.send_keys(token)
-    driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-
-
-def visible(driver: WebDriver, element_id: str) -> WebElement | None:
-    found = driver.find_elements(By.ID, element_id)
-    return found[0] if found and found[0].is_displayed() else None
-
-
 def post(service: ServiceProcess, body: dict[str, Any], **kwargs: Any) -> requests.Response:
     return requests.post(f"{service.url}/callbacks", json=signed(body, **kwargs), timeout=10)
 
@@ -98,11 +84,6 @@ def post(service: ServiceProcess, body: dict[str, Any], **kwargs: Any) -> reques
 def stored(service: ServiceProcess, body: dict[str, Any]) -> None:
     answer = post(service, body)
     assert answer.status_code == 200, answer.text
-
-
-def go(driver: WebDriver, fragment: str) -> None:
-    """Change view the way a click on a link does: the hash, no reload."""
-    driver.execute_script("window.location.hash = arguments[0]", fragment)
 
 
 def live_row(driver: WebDriver, stream: str) -> WebElement | None:

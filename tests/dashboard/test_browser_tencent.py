@@ -14,7 +14,6 @@ main/backup group. One browser for the module; every wait is a poll with a deadl
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,17 +26,20 @@ import pytest
 import requests
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
 
 from testbed.service import ServiceProcess
 from tests.support import css
 from tests.support.browser import (
+    artifacts_folder,
     chromium,
     count_of,
+    go,
     has_alert,
     page_errors,
     requested_urls,
     screenshot,
+    sign_in,
+    visible,
     wait_for,
 )
 from tests.support.fake_tencent import SECRET_ID, SECRET_KEY, FakeTencent
@@ -96,12 +98,7 @@ class Tencent:
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    chosen = os.environ.get("RECEIVER_TEST_ARTIFACTS")
-    if chosen:
-        folder = Path(chosen) / "dashboard"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return tmp_path_factory.mktemp("dashboard-tencent-screenshots")
+    return artifacts_folder(tmp_path_factory, "dashboard-tencent-screenshots")
 
 
 def seed(monitoring: Monitoring, records: StreamRecords, times: Times) -> None:
@@ -177,16 +174,9 @@ def service(tmp_path_factory: pytest.TempPathFactory, tencent: Tencent) -> Itera
 def browser(service: ServiceProcess) -> Iterator[WebDriver]:
     with chromium() as driver:
         driver.get(f"{service.url}/dashboard/")
-        field = wait_for(lambda: shown(driver, "token"), what="the login form")
-        field.send_keys(API_TOKEN)
-        driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-        wait_for(lambda: shown(driver, "view-live"), what="the live view")
+        sign_in(driver, API_TOKEN)
+        wait_for(lambda: visible(driver, "view-live"), what="the live view")
         yield driver
-
-
-def shown(driver: WebDriver, element_id: str) -> WebElement | None:
-    found = driver.find_elements(By.ID, element_id)
-    return found[0] if found and found[0].is_displayed() else None
 
 
 def stored(service: ServiceProcess, *bodies: dict[str, Any]) -> None:
@@ -201,10 +191,6 @@ def api(service: ServiceProcess, path: str) -> Any:
     )
     assert answer.status_code == 200, answer.text
     return answer.json()
-
-
-def go(driver: WebDriver, fragment: str) -> None:
-    driver.execute_script("window.location.hash = arguments[0]", fragment)
 
 
 def story(driver: WebDriver, stream: str, domain: str = css.DOMAIN) -> None:

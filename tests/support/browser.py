@@ -128,3 +128,34 @@ def has_alert(driver: WebDriver) -> bool:
     except NoAlertPresentException:
         return False
     return True
+
+
+def artifacts_folder(tmp_path_factory: Any, name: str) -> Path:
+    """Where a module's screenshots go: `$RECEIVER_TEST_ARTIFACTS/dashboard` when set (CI keeps
+    them), else a temporary folder."""
+    chosen = os.environ.get("RECEIVER_TEST_ARTIFACTS")
+    if chosen:
+        folder = Path(chosen) / "dashboard"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    made: Path = tmp_path_factory.mktemp(name)
+    return made
+
+
+def visible(driver: WebDriver, element_id: str) -> WebElement | None:
+    """The element with this id if it is displayed, else None (for `wait_for`)."""
+    found = driver.find_elements(By.ID, element_id)
+    return found[0] if found and found[0].is_displayed() else None
+
+
+def sign_in(driver: WebDriver, token: str) -> None:
+    """Fill the login form with `token` and submit it, as a person would."""
+    field = wait_for(lambda: visible(driver, "token"), what="the login form")
+    field.clear()
+    field.send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+
+
+def go(driver: WebDriver, fragment: str) -> None:
+    """Change view the way a click on a link does: the hash, no reload."""
+    driver.execute_script("window.location.hash = arguments[0]", fragment)
